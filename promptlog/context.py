@@ -1,0 +1,91 @@
+"""The current run, carried in a context variable.
+
+Every bot call, rendered prompt and metric looks here to find the run it
+belongs to. Work handed to another thread keeps its run only if it is submitted
+through :func:`with_current_run` (or ``contextvars.copy_context().run``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class RunContext:
+    """What the log needs to know about the run in progress.
+
+    Bots and prompts add themselves here as they are used, so each run's
+    hyperparameters are captured without the user writing them down.
+    """
+
+    id: str
+    experiment_id: str
+    execution_index: int
+    db: Any  # the store.Writer this run logs to
+    bots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prompt_version_ids: dict[int, str] = field(default_factory=dict)
+    metric_names: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note_bot(self, key: str, description: Callable[[], dict[str, Any]]) -> None:
+        """Record a bot used in this run (once per bot)."""
+        if key not in self.bots:
+            with self.lock:
+                self.bots.setdefault(key, description())
+
+    def note_prompt_version(self, prompt_version_id: int, name: str) -> None:
+        """Record a prompt version rendered in this run (once per version)."""
+        if prompt_version_id not in self.prompt_version_ids:
+            with self.lock:
+                self.prompt_version_ids.setdefault(prompt_version_id, name)
+
+    def claim_metric(self, name: str) -> bool:
+        """True the first time ``name`` is recorded in this run, False after."""
+        with self.lock:
+            if name in self.metric_names:
+                return False
+            self.metric_names.add(name)
+            return True
+
+
+_current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "promptlog_current_run", default=None
+)
+
+
+def current_run() -> RunContext | None:
+    """The run this code executes in, or ``None`` outside an experiment."""
+    return _current_run.get()
+
+
+def set_current_run(run: RunContext | None) -> contextvars.Token[RunContext | None]:
+    return _current_run.set(run)
+
+
+def reset_current_run(token: contextvars.Token[RunContext | None]) -> None:
+    _current_run.reset(token)
+
+
+def with_current_run(fn: Callable[P, T]) -> Callable[P, T]:
+    """Wrap ``fn`` so that, called on any thread, it runs in the current run.
+
+    Use it when an execution starts threads of its own::
+
+        pool.map(promptlog.with_current_run(bot), questions)
+    """
+    context = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        # A Context cannot be entered by two threads at once: give each call a copy.
+        return context.copy().run(fn, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,88 @@
+"""Every error promptlog raises on purpose, under one base class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PromptlogError(Exception):
+    """Base class: catch this to catch anything promptlog raises on purpose."""
+
+
+# --- the database -----------------------------------------------------------
+
+
+class DatabaseError(PromptlogError):
+    """The log file cannot be opened, created or written."""
+
+
+class NotAPromptlogDatabase(DatabaseError):
+    """The path holds something other than a promptlog log; it is left untouched."""
+
+
+class SchemaTooNewError(DatabaseError):
+    """The file was written by a newer promptlog; it is never downgraded."""
+
+
+class WriteError(DatabaseError):
+    """Records could not be written (disk full, read-only file, locked too long).
+
+    The records are kept in memory and written again with the next batch, so
+    nothing already logged is lost if the cause goes away.
+    """
+
+
+# --- prompts ----------------------------------------------------------------
+
+
+class PromptError(PromptlogError):
+    """A prompt function is defined or called wrongly."""
+
+
+class PromptVariableError(PromptError, TypeError):
+    """A template variable was not passed to the prompt function."""
+
+
+class PromptTemplateError(PromptError):
+    """The template has a Jinja syntax error."""
+
+
+class PromptNotFoundError(PromptError, LookupError):
+    """No prompt (or prompt version) of that name, number or hash is logged."""
+
+
+# --- bots -------------------------------------------------------------------
+
+
+class BotError(PromptlogError):
+    """A bot is configured or called wrongly."""
+
+
+class StructuredOutputError(BotError):
+    """The model's replies never validated against the pydantic model.
+
+    ``attempts`` holds one ``(reply_text, error_text)`` pair per attempt.
+    """
+
+    def __init__(self, message: str, attempts: list[tuple[str, str]]):
+        super().__init__(message)
+        self.attempts = attempts
+
+
+# --- experiments and metrics ------------------------------------------------
+
+
+class MetricError(PromptlogError):
+    """A metric returned something that is not a finite scalar, or was recorded twice."""
+
+
+class ExperimentError(PromptlogError):
+    """An experiment is set up wrongly (nested, no source for the block, …)."""
+
+
+class ExperimentFailedError(ExperimentError):
+    """Every execution of an experiment failed; the first failure is the cause."""
+
+    def __init__(self, message: str, failures: list[BaseException] | None = None):
+        super().__init__(message)
+        self.failures: list[Any] = failures or []

@@ -1,0 +1,156 @@
+"""The schema, as an ordered list of named migrations recorded in the file.
+
+Never edit or rename a migration once it has shipped: add a new one instead.
+A database written by any earlier release opens and upgrades in place.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+MIGRATION_SET = "promptlog"
+_steps: list[Callable[[Database], None]] = []
+
+
+def _migration(fn: Callable[[Database], None]) -> Callable[[Database], None]:
+    _steps.append(fn)
+    return fn
+
+
+def names() -> list[str]:
+    """Every migration this version knows, in order."""
+    return [fn.__name__ for fn in _steps]
+
+
+def apply(conn: sqlite3.Connection) -> None:
+    """Apply the pending migrations through sqlite-utils' ``Migrations``, which
+    records each one in ``_sqlite_migrations``."""
+    # sqlite-utils imports pandas when it is installed (~0.5 s): only pay for it
+    # when there is a migration to apply.
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for fn in _steps:
+        migrations()(fn)
+    migrations.apply(Database(conn))
+
+
+def _run(db: Database, statements: str) -> None:
+    # executescript() would commit the migration's transaction, so run each
+    # statement on its own.
+    for statement in statements.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@_migration
+def m001_prompt_versions_and_calls(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE prompt_versions (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            template TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            previous_version_id INTEGER REFERENCES prompt_versions(id),
+            created_at TEXT NOT NULL,
+            UNIQUE (name, hash),
+            UNIQUE (name, version)
+        );
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,
+            run_id TEXT REFERENCES runs(id),
+            bot_name TEXT NOT NULL,
+            bot_class TEXT NOT NULL,
+            model TEXT NOT NULL,
+            parameters TEXT NOT NULL DEFAULT '{}',
+            messages TEXT NOT NULL DEFAULT '[]',
+            response_text TEXT,
+            response_parsed TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost REAL,
+            latency_s REAL,
+            status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed', 'invalid')),
+            error TEXT,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX calls_run_id ON calls(run_id);
+        CREATE INDEX calls_model ON calls(model);
+        CREATE TABLE call_prompt_versions (
+            call_id TEXT NOT NULL REFERENCES calls(id),
+            position INTEGER NOT NULL,
+            prompt_version_id INTEGER NOT NULL REFERENCES prompt_versions(id),
+            PRIMARY KEY (call_id, position)
+        );
+        CREATE INDEX call_prompt_versions_prompt_version_id
+            ON call_prompt_versions(prompt_version_id)
+        """,
+    )
+
+
+@_migration
+def m002_experiments_runs_metrics(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+            num_executions INTEGER NOT NULL,
+            max_workers INTEGER,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            environment TEXT NOT NULL DEFAULT '{}',
+            process TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        );
+        CREATE INDEX experiments_name ON experiments(name, created_at);
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            experiment_id TEXT NOT NULL REFERENCES experiments(id),
+            execution_index INTEGER NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            duration_s REAL,
+            result TEXT,
+            result_format TEXT CHECK (result_format IN ('json', 'repr')),
+            error_type TEXT,
+            error_message TEXT,
+            traceback TEXT,
+            hyperparameters TEXT NOT NULL DEFAULT '{}',
+            process TEXT,
+            UNIQUE (experiment_id, execution_index)
+        );
+        CREATE INDEX runs_running ON runs(process) WHERE status = 'running';
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('bool', 'int', 'float')),
+            PRIMARY KEY (run_id, name)
+        ) WITHOUT ROWID;
+        CREATE INDEX metrics_name ON metrics(name);
+        CREATE TABLE run_prompt_versions (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            prompt_version_id INTEGER NOT NULL REFERENCES prompt_versions(id),
+            PRIMARY KEY (run_id, prompt_version_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX run_prompt_versions_prompt_version_id
+            ON run_prompt_versions(prompt_version_id)
+        """,
+    )

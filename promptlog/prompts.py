@@ -1,0 +1,256 @@
+"""Prompt functions: Jinja2 templates in docstrings, hashed and versioned in the log.
+
+    @prompt("user")
+    def namer_user(job_description):
+        \"\"\"Give me a name for a job that follows this description: {{ job_description }}.\"\"\"
+
+Calling ``namer_user("…")`` renders the template and returns a :class:`Message`
+carrying its :class:`PromptVersion`. The version is registered in the log on
+first use in a process and cached after that.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import inspect
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import jinja2
+import jinja2.meta
+
+from . import store
+from .context import current_run
+from .errors import (
+    PromptError,
+    PromptNotFoundError,
+    PromptTemplateError,
+    PromptVariableError,
+)
+
+ROLES = ("system", "user", "assistant")
+Role = Literal["system", "user", "assistant"]
+
+_jinja = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+)
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """One version of a prompt: its template and role, content-addressed by ``hash``."""
+
+    id: int
+    name: str
+    role: str
+    template: str
+    hash: str
+    version: int
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> PromptVersion:
+        return cls(**{f: row[f] for f in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Message:
+    """A chat message; ``prompt_version`` is set when a prompt function rendered it."""
+
+    role: str
+    content: str
+    prompt_version: PromptVersion | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    def __str__(self) -> str:
+        return self.content
+
+
+def _normalise_template(docstring: str) -> str:
+    return inspect.cleandoc(docstring)
+
+
+def template_hash(template: str, role: str) -> str:
+    """The version identity of a prompt: ``sha256:`` of its normalised template and role."""
+    payload = json.dumps({"role": role, "template": template}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# (database file, prompt name, hash) -> PromptVersion, so that only the first
+# render of a version in a process touches the database.
+_registered: dict[tuple[Path, str, str], PromptVersion] = {}
+_register_lock = threading.Lock()
+
+
+def _register(name: str, role: str, template: str, hash_: str) -> PromptVersion:
+    path = store.db_path()
+    key = (path, name, hash_)
+    found = _registered.get(key)
+    if found is None:
+        with _register_lock:
+            found = _registered.get(key)
+            if found is None:
+                row = store.register_prompt_version(name, role, template, hash_, path)
+                found = _registered[key] = PromptVersion.from_row(row)
+    return found
+
+
+class PromptFunction:
+    """A function whose docstring is a Jinja2 template; calling it renders a message."""
+
+    def __init__(self, fn: Callable[..., Any], role: str):
+        if not fn.__doc__ or not fn.__doc__.strip():
+            raise PromptError(
+                f"@prompt function {fn.__qualname__} has no docstring: write the Jinja2 "
+                f"template as its docstring."
+            )
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.role = role
+        self.name = f"{fn.__module__}.{fn.__qualname__}"
+        self.template = _normalise_template(fn.__doc__)
+        self.hash = template_hash(self.template, role)
+        self._signature = inspect.signature(fn)
+        self._compiled: jinja2.Template | None = None
+        self._variables: frozenset[str] = frozenset()
+
+    def _compile(self) -> jinja2.Template:
+        if self._compiled is None:
+            try:
+                parsed = _jinja.parse(self.template)
+            except jinja2.TemplateSyntaxError as e:
+                raise PromptTemplateError(
+                    f"The template of prompt {self.name} has a Jinja syntax error on line "
+                    f"{e.lineno}: {e.message}."
+                ) from None
+            self._variables = frozenset(jinja2.meta.find_undeclared_variables(parsed))
+            self._compiled = _jinja.from_string(self.template)
+        return self._compiled
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        """The rendered text, without registering a version or touching the log."""
+        template = self._compile()
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise PromptVariableError(f"Prompt {self.name}: {e}.") from None
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        for parameter in self._signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                values.update(values.pop(parameter.name, {}))
+        missing = sorted(self._variables - values.keys())
+        if missing:
+            raise PromptVariableError(
+                f"Prompt {self.name} uses {{{{ {missing[0]} }}}} but no value named "
+                f"{missing[0]!r} was passed; add it as a parameter of {self.fn.__qualname__} "
+                f"and pass it."
+            )
+        try:
+            return template.render(values)
+        except jinja2.UndefinedError as e:
+            raise PromptVariableError(f"Prompt {self.name}: {e.message}.") from None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Message:
+        content = self.render(*args, **kwargs)
+        version = _register(self.name, self.role, self.template, self.hash)
+        run = current_run()
+        if run is not None:
+            run.note_prompt_version(version.id, self.name)
+        return Message(role=self.role, content=content, prompt_version=version)
+
+    def versions(self) -> list[PromptVersion]:
+        """Every logged version of this prompt, oldest first."""
+        return versions(self.name)
+
+    def __repr__(self) -> str:
+        return f"<prompt {self.name} ({self.role})>"
+
+
+@overload
+def prompt(role: Role) -> Callable[[Callable[..., Any]], PromptFunction]: ...
+@overload
+def prompt(role: Callable[..., Any]) -> PromptFunction: ...
+
+
+def prompt(role: Any) -> Any:
+    """Make a function whose docstring is a Jinja2 template into a prompt function.
+
+    ``role`` is ``"system"``, ``"user"`` or ``"assistant"``.
+    """
+    if callable(role):
+        raise PromptError(
+            f"@prompt needs a role: write @prompt(\"user\") (or \"system\", \"assistant\") "
+            f"above {getattr(role, '__qualname__', role)}."
+        )
+    if role not in ROLES:
+        raise PromptError(
+            f"Unknown prompt role {role!r}: use one of {', '.join(map(repr, ROLES))}."
+        )
+
+    def decorate(fn: Callable[..., Any]) -> PromptFunction:
+        return PromptFunction(fn, role)
+
+    return decorate
+
+
+def _name_of(prompt_or_name: PromptFunction | str) -> str:
+    return prompt_or_name.name if isinstance(prompt_or_name, PromptFunction) else prompt_or_name
+
+
+def versions(prompt_or_name: PromptFunction | str) -> list[PromptVersion]:
+    """Every logged version of a prompt (a prompt function or its ``module.qualname``)."""
+    return [PromptVersion.from_row(row) for row in store.prompt_versions(_name_of(prompt_or_name))]
+
+
+def find_version(
+    prompt_or_name: PromptFunction | str, which: int | str | None, *, default: int = -1
+) -> PromptVersion:
+    """One version of a prompt, by number (1, 2, …), hash (or a prefix), or position
+    in the history when ``which`` is None (``default``: -1 is the newest)."""
+    name = _name_of(prompt_or_name)
+    history = versions(name)
+    if not history:
+        raise PromptNotFoundError(
+            f"No versions of prompt {name!r} are logged. Prompts are logged on first "
+            f"use; check the name with `promptlog prompts`."
+        )
+    if which is None:
+        if len(history) < abs(default):
+            raise PromptNotFoundError(
+                f"Prompt {name!r} has only {len(history)} version(s); nothing to compare."
+            )
+        return history[default]
+    if isinstance(which, int) or (isinstance(which, str) and which.isdigit()):
+        for version in history:
+            if version.version == int(which):
+                return version
+    else:
+        needle = which if which.startswith("sha256:") else f"sha256:{which}"
+        matches = [v for v in history if v.hash.startswith(needle)]
+        if len(matches) == 1:
+            return matches[0]
+    numbers = ", ".join(str(v.version) for v in history)
+    raise PromptNotFoundError(
+        f"Prompt {name!r} has no version {which!r}; its versions are {numbers}."
+    )
+
+
+def unified_diff(a: PromptVersion, b: PromptVersion) -> str:
+    """The unified diff from version ``a`` to version ``b`` of a prompt."""
+    lines = difflib.unified_diff(
+        a.template.splitlines(keepends=True),
+        b.template.splitlines(keepends=True),
+        fromfile=f"{a.name} v{a.version} ({a.hash[:15]})",
+        tofile=f"{b.name} v{b.version} ({b.hash[:15]})",
+    )
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return text
