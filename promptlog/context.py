@@ -32,7 +32,9 @@ class RunContext:
     db: Any  # the store.Writer this run logs to
     bots: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompt_version_ids: dict[int, str] = field(default_factory=dict)
-    metric_names: set[str] = field(default_factory=set)
+    metrics: dict[str, float] = field(default_factory=dict)
+    result: Any = None
+    has_result: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def note_bot(self, key: str, description: Callable[[], dict[str, Any]]) -> None:
@@ -47,13 +49,17 @@ class RunContext:
             with self.lock:
                 self.prompt_version_ids.setdefault(prompt_version_id, name)
 
-    def claim_metric(self, name: str) -> bool:
-        """True the first time ``name`` is recorded in this run, False after."""
+    def claim_metric(self, name: str, value: float) -> bool:
+        """Keep ``value`` as this run's ``name``; False if the run already has one."""
         with self.lock:
-            if name in self.metric_names:
+            if name in self.metrics:
                 return False
-            self.metric_names.add(name)
+            self.metrics[name] = value
             return True
+
+    def set_result(self, value: Any) -> None:
+        self.result = value
+        self.has_result = True
 
 
 _current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

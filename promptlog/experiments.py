@@ -1,0 +1,554 @@
+"""Experiments: a block (or a function) executed N times on a thread pool, each
+execution logged as a run with its result, metrics and hyperparameters.
+
+    with Experiment("job-names", num_executions=10) as exp:
+        response = name_generator()
+        name_length(response)
+
+The caller's own pass through the block is execution 0; executions 1…N-1 run
+the same statements at the same time on a thread pool, each in a shallow copy of
+the caller's namespace. Every execution runs in a context of its own whose
+current run is its run, so bot calls, prompt versions and metrics made in it
+are attributed to it.
+
+Failures: a failing execution is recorded (exception, message, traceback) and
+never stops the others. In a ``with`` block, execution 0 is the caller's own
+code, so its exception propagates out of the block as plain Python would, but
+only once every other execution has finished and been written. ``run()`` raises
+:class:`~promptlog.errors.ExperimentFailedError` only when every execution failed.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import json
+import linecache
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import __version__, store
+from .context import RunContext, current_run, reset_current_run, set_current_run
+from .errors import ExperimentError, ExperimentFailedError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_MAX_WORKERS = 8
+
+
+def experiment(fn: F) -> F:
+    """Mark the function whose return value is a run's result.
+
+    Inside an experiment the value is recorded on the current run (pydantic
+    models, dataclasses and JSON-able values as JSON, anything else as its
+    repr); outside one this is just a call.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        value = fn(*args, **kwargs)
+        run = current_run()
+        if run is not None:
+            run.set_result(value)
+        return value
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _to_jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def encode_result(value: Any) -> tuple[str, str]:
+    """``(text, format)``: JSON where the value allows it, else its repr."""
+    try:
+        return json.dumps(_to_jsonable(value), ensure_ascii=False, allow_nan=False), "json"
+    except (TypeError, ValueError):
+        return repr(value), "repr"
+
+
+@dataclasses.dataclass
+class Run:
+    """One execution of an experiment, as it happened in this process."""
+
+    id: str
+    execution_index: int
+    status: str = "running"
+    started_at: str = ""
+    duration_s: float | None = None
+    result: Any = None
+    error: BaseException | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    context: RunContext | None = dataclasses.field(default=None, repr=False)
+    _clock: float = dataclasses.field(default=0.0, repr=False)
+
+
+# --- finding the block's source ------------------------------------------------
+
+
+def _block_code(frame: FrameType) -> tuple[CodeType, str | None]:
+    """Compile the body of the ``with`` statement executing in ``frame``.
+
+    Returns the code and the ``as`` name bound to the experiment, if any.
+    """
+    filename = frame.f_code.co_filename
+    lines = linecache.getlines(filename, frame.f_globals)
+    where = f"{filename}, line {frame.f_lineno}"
+    if not lines:
+        raise ExperimentError(
+            f"Cannot find the source of the with-block at {where}, so it cannot be run "
+            f"more than once. Put the block in a function and use exp.run(fn) instead."
+        )
+    try:
+        tree = ast.parse("".join(lines), filename)
+    except SyntaxError as e:
+        raise ExperimentError(
+            f"Cannot parse the source of {filename} ({e.msg}); use exp.run(fn) instead."
+        ) from None
+    line = frame.f_lineno
+    found: ast.With | None = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With):
+            header_end = node.items[-1].context_expr.end_lineno or node.lineno
+            if node.lineno <= line <= header_end and (found is None or node.lineno > found.lineno):
+                found = node
+    if found is None:
+        raise ExperimentError(
+            f"Cannot find the with-statement at {where} in its source (was the file edited "
+            f"while running?). Use exp.run(fn) instead."
+        )
+    if len(found.items) != 1:
+        raise ExperimentError(
+            f"The with-statement at {where} opens several context managers; give the "
+            f"Experiment a with-statement of its own to run its block more than once."
+        )
+    module = ast.Module(body=found.body, type_ignores=[])
+    try:
+        code = compile(module, filename, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        raise ExperimentError(
+            f"The block at {where} cannot be run on its own ({e.msg}: return, yield, "
+            f"break and continue cannot leave it). Put it in a function and use exp.run(fn)."
+        ) from None
+    target = found.items[0].optional_vars
+    return code, target.id if isinstance(target, ast.Name) else None
+
+
+def _namespace(frame: FrameType) -> dict[str, Any]:
+    """A shallow copy of everything the block can see from ``frame``."""
+    namespace = dict(frame.f_globals)
+    if frame.f_locals is not frame.f_globals:
+        namespace.update(frame.f_locals)
+    return namespace
+
+
+# --- the environment ------------------------------------------------------------
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _script_path() -> str | None:
+    for variable in ("__vsc_ipynb_file__", "__session__"):
+        value = getattr(sys.modules.get("__main__"), variable, None)
+        if isinstance(value, str) and value:
+            return value
+    if os.environ.get("JPY_SESSION_NAME"):
+        return os.environ["JPY_SESSION_NAME"]
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return str(Path(main_file).absolute()) if main_file else None
+
+
+def environment() -> dict[str, Any]:
+    """Where an experiment ran: versions, git commit and dirtiness, script or notebook."""
+    cwd = Path.cwd()
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "promptlog": __version__,
+        "platform": platform.platform(terse=True),
+        "script": _script_path(),
+    }
+    commit = _git("rev-parse", "HEAD", cwd=cwd)
+    if commit:
+        env["git_commit"] = commit
+        status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+        env["git_dirty"] = bool(status)
+    return env
+
+
+def _show_progress(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    if os.environ.get("PROMPTLOG_PROGRESS", "").lower() in ("0", "false", "no", "off"):
+        return False
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+# --- the experiment -------------------------------------------------------------
+
+
+class Experiment:
+    """Run a block or a function ``num_executions`` times and log every run.
+
+    ``max_workers`` bounds how many executions run at once (default 8);
+    ``metadata`` is any JSON-able dict stored with the experiment and each run's
+    hyperparameters; ``progress`` shows a progress bar (default: in a terminal
+    or notebook); ``quiet`` skips the one-line summary printed at the end.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        num_executions: int = 1,
+        max_workers: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        progress: bool | None = None,
+        quiet: bool = False,
+    ):
+        if not isinstance(name, str) or not name.strip():
+            raise ExperimentError("An experiment needs a name: Experiment(\"job-names\", ...).")
+        if isinstance(num_executions, bool) or not isinstance(num_executions, int) or (
+            num_executions < 1
+        ):
+            raise ExperimentError(
+                f"num_executions must be a whole number of at least 1, not {num_executions!r}."
+            )
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ExperimentError(f"max_workers must be at least 1, not {max_workers!r}.")
+        if metadata is not None:
+            if not isinstance(metadata, dict):
+                raise ExperimentError(f"metadata must be a dict, not {type(metadata).__name__}.")
+            try:
+                json.dumps(metadata)
+            except (TypeError, ValueError) as e:
+                raise ExperimentError(f"metadata must be JSON-able: {e}.") from None
+        self.name = name
+        self.num_executions = num_executions
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
+        self.metadata = dict(metadata or {})
+        self.progress = progress
+        self.quiet = quiet
+        self.id: str | None = None
+        self.status = "new"
+        self.runs: list[Run] = []
+        self._db: store.Writer | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+        self._bar: Any = None
+        self._lock = threading.Lock()
+        self._interrupted = False
+        self._run0: Run | None = None
+        self._token: Any = None
+
+    # public ------------------------------------------------------------------
+
+    @property
+    def results(self) -> list[Any]:
+        """Each run's result, in execution order (None for a failed run)."""
+        return [run.result for run in sorted(self.runs, key=lambda r: r.execution_index)]
+
+    @property
+    def failures(self) -> list[Run]:
+        return [run for run in self.runs if run.status == "failed"]
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """Call ``fn(*args, **kwargs)`` ``num_executions`` times, concurrently, each
+        call a run; return the results in execution order (None where one failed)."""
+        self._open()
+        try:
+            for index in range(self.num_executions):
+                self._submit(index, functools.partial(self._call_and_keep, fn, args, kwargs))
+            self._wait()
+        except BaseException:
+            self._interrupt()
+            raise
+        self._close()
+        if self.runs and all(run.status == "failed" for run in self.runs):
+            first = min(self.runs, key=lambda r: r.execution_index).error
+            raise ExperimentFailedError(
+                f"Every execution of experiment {self.name!r} failed; the first with "
+                f"{type(first).__name__}: {first}",
+                [run.error for run in self.runs],
+            ) from first
+        return self.results
+
+    def __enter__(self) -> Experiment:
+        frame = sys._getframe(1)
+        code: CodeType | None = None
+        namespace: dict[str, Any] = {}
+        if self.num_executions > 1:
+            code, as_name = _block_code(frame)
+            namespace = _namespace(frame)
+            if as_name:
+                namespace[as_name] = self
+        self._open()
+        if code is not None:
+            for index in range(1, self.num_executions):
+                self._submit(
+                    index, functools.partial(exec, code, dict(namespace))  # noqa: S102
+                )
+        self._run0 = self._start_run(0)
+        self._token = set_current_run(self._run0.context)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        reset_current_run(self._token)
+        run0 = self._run0
+        assert run0 is not None
+        if isinstance(exc, Exception):
+            self._end_run(run0, exc)
+        elif exc is not None:  # KeyboardInterrupt, SystemExit
+            self._end_run(run0, exc)
+            self._interrupt()
+            return False
+        else:
+            self._end_run(run0, None)
+        try:
+            self._wait()
+        except BaseException:
+            self._interrupt()
+            raise
+        self._close()
+        return False  # execution 0's exception, if any, propagates
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per run: run id, execution index, status, duration, result, one
+        column per metric."""
+        from .read import open as open_log
+
+        return open_log(self._path()).runs(self._require_id())
+
+    def summary(self) -> pd.DataFrame:
+        """Per metric: n, mean, std, standard error and 95% CI (for bool metrics the
+        pass rate with a Wilson interval)."""
+        from .read import open as open_log
+
+        return open_log(self._path()).summary(self._require_id())
+
+    def _repr_html_(self) -> str:
+        if self.id is None:
+            return f"<p>Experiment {self.name!r} (not run yet)</p>"
+        header = (
+            f"<p><b>Experiment {self.name}</b> <code>{self.id}</code>: {self._counts()}</p>"
+        )
+        return header + self.summary().to_html()
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.name!r} {self.id or 'not run'}: {self._counts()}>"
+
+    # the life of an experiment -------------------------------------------------
+
+    def _path(self) -> Path:
+        return self._db.path if self._db is not None else store.db_path()
+
+    def _require_id(self) -> str:
+        if self.id is None:
+            raise ExperimentError(f"Experiment {self.name!r} has not run yet.")
+        return self.id
+
+    def _open(self) -> None:
+        if current_run() is not None:
+            raise ExperimentError(
+                f"Experiment {self.name!r} was started inside a run of another experiment. "
+                f"Experiments cannot be nested: start it after the outer one finishes."
+            )
+        if self.id is not None:
+            raise ExperimentError(
+                f"Experiment {self.name!r} has already run; create a new Experiment to run "
+                f"it again."
+            )
+        self._db = store.writer()
+        self.id = store.new_id()
+        self.status = "running"
+        self._db.insert(
+            "experiments",
+            {
+                "id": self.id,
+                "name": self.name,
+                "status": "running",
+                "num_executions": self.num_executions,
+                "max_workers": self.max_workers,
+                "metadata": self.metadata,
+                "environment": environment(),
+                "process": store.process_token(),
+                "created_at": store.now(),
+                "finished_at": None,
+            },
+        )
+        if _show_progress(self.progress) and self.num_executions > 1:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
+        workers = min(self.max_workers, self.num_executions)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
+
+    def _submit(self, index: int, body: Callable[[], Any]) -> None:
+        assert self._pool is not None
+        # A fresh copy of the caller's context, in which _execute sets this run.
+        self._futures.append(self._pool.submit(copy_context().run, self._execute, index, body))
+
+    def _execute(self, index: int, body: Callable[[], Any]) -> None:
+        if self._interrupted:
+            return
+        run = self._start_run(index)
+        set_current_run(run.context)
+        try:
+            body()
+        except BaseException as error:  # recorded on the run, never lost
+            self._end_run(run, error)
+            if not isinstance(error, Exception):
+                self._interrupted = True
+        else:
+            self._end_run(run, None)
+
+    def _call_and_keep(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        value = fn(*args, **kwargs)
+        run = current_run()
+        if run is not None:
+            run.set_result(value)
+
+    def _start_run(self, index: int) -> Run:
+        assert self._db is not None and self.id is not None
+        run = Run(id=store.new_id(), execution_index=index, started_at=store.now())
+        run._clock = time.perf_counter()
+        run.context = RunContext(
+            id=run.id, experiment_id=self.id, execution_index=index, db=self._db
+        )
+        with self._lock:
+            self.runs.append(run)
+        self._db.insert(
+            "runs",
+            {
+                "id": run.id,
+                "experiment_id": self.id,
+                "execution_index": index,
+                "status": "running",
+                "started_at": run.started_at,
+                "process": store.process_token(),
+                **_RUN_END_COLUMNS,
+            },
+        )
+        return run
+
+    def _end_run(self, run: Run, error: BaseException | None) -> None:
+        assert self._db is not None and run.context is not None
+        context = run.context
+        run.duration_s = time.perf_counter() - run._clock
+        run.metrics = dict(context.metrics)
+        run.result = context.result if context.has_result else None
+        run.error = error
+        if self._interrupted or (error is not None and not isinstance(error, Exception)):
+            run.status = "interrupted"
+        else:
+            run.status = "failed" if error is not None else "succeeded"
+        run.hyperparameters = {
+            "bots": list(context.bots.values()),
+            "prompt_versions": [
+                {"id": pv_id, "name": name} for pv_id, name in context.prompt_version_ids.items()
+            ],
+            "metadata": self.metadata,
+        }
+        values: dict[str, Any] = {
+            "status": run.status,
+            "ended_at": store.now(),
+            "duration_s": run.duration_s,
+            "hyperparameters": run.hyperparameters,
+        }
+        if context.has_result:
+            values["result"], values["result_format"] = encode_result(context.result)
+        if error is not None:
+            values["error_type"] = type(error).__name__
+            values["error_message"] = str(error)
+            values["traceback"] = "".join(traceback.format_exception(error))
+        self._db.update("runs", run.id, values)
+        for pv_id in context.prompt_version_ids:
+            self._db.insert("run_prompt_versions", {"run_id": run.id, "prompt_version_id": pv_id})
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _wait(self) -> None:
+        pending = set(self._futures)
+        while pending:
+            # A timeout keeps the main thread responsive to Ctrl-C.
+            _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if self._interrupted:
+                raise KeyboardInterrupt
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: cancel what has not started, mark the rest interrupted, write it all."""
+        self._interrupted = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        assert self._db is not None and self.id is not None
+        stamp = store.now()
+        for run in list(self.runs):
+            if run.status == "running":
+                run.status = "interrupted"
+                self._db.update("runs", run.id, {"status": "interrupted", "ended_at": stamp})
+        self._finish("interrupted")
+
+    def _close(self) -> None:
+        assert self._pool is not None
+        self._pool.shutdown(wait=True)
+        failed = sum(run.status == "failed" for run in self.runs)
+        self._finish("failed" if failed == len(self.runs) else "succeeded")
+        if not self.quiet:
+            print(f"promptlog: {self!r} -> {self._path()}", file=sys.stderr)
+
+    def _finish(self, status: str) -> None:
+        assert self._db is not None and self.id is not None
+        self.status = status
+        self._db.update("experiments", self.id, {"status": status, "finished_at": store.now()})
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._db.flush()
+
+    def _counts(self) -> str:
+        succeeded = sum(run.status == "succeeded" for run in self.runs)
+        failed = sum(run.status == "failed" for run in self.runs)
+        interrupted = sum(run.status == "interrupted" for run in self.runs)
+        text = f"{len(self.runs)} runs, {succeeded} succeeded, {failed} failed"
+        if interrupted:
+            text += f", {interrupted} interrupted"
+        return text
+
+
+_RUN_END_COLUMNS: dict[str, Any] = {
+    "ended_at": None,
+    "duration_s": None,
+    "result": None,
+    "result_format": None,
+    "error_type": None,
+    "error_message": None,
+    "traceback": None,
+    "hyperparameters": "{}",
+}
