@@ -1,0 +1,531 @@
+"""A fake OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
+
+It lets tests drive litellm's real HTTP path (usage, errors, 429 retries, latency) with
+no network. Standard library only, so importing it costs nothing::
+
+    with FakeOpenAIServer() as server:
+        server.enqueue(status=429, headers={"retry-after": "0"})
+        litellm.completion(model=server.model, api_base=server.base_url,
+                           api_key="sk-fake", messages=[...])
+
+The server stops by itself after ``max_requests`` requests or ``max_seconds`` seconds,
+so one that a test forgets to stop never lingers.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["FakeOpenAIServer"]
+
+_MODEL = "fake-model"
+
+# (type, code) of the error body OpenAI sends for a status; others fall back by class.
+_ERROR_KINDS: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+@dataclass
+class _Scripted:
+    """One queued response; ``delay=None`` means the server's ``latency`` at reply time."""
+
+    status: int = 200
+    body: Any = None
+    content: str | None = None
+    delay: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint on ``127.0.0.1``, on a free port.
+
+    By default every request gets ``reply`` as the assistant message after ``latency``
+    seconds (or, when the request asks for a JSON schema, a small object that fits it);
+    ``enqueue`` scripts the next responses. Usage counts are deterministic: prompt
+    tokens are the whitespace-separated words of all request messages, completion tokens
+    the words of the reply.
+    """
+
+    def __init__(
+        self,
+        latency: float = 0.0,
+        max_requests: int = 10_000,
+        max_seconds: float = 300.0,
+        reply: str = "Hello from the fake server.",
+    ) -> None:
+        self.latency = latency
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.reply = reply
+        self._lock = threading.Lock()
+        self._queue: deque[_Scripted] = deque()
+        self._requests: list[dict[str, Any]] = []
+        self._request_headers: list[dict[str, str]] = []
+        self._accepted = 0
+        self._finished = 0
+        self._connections: set[socket.socket] = set()
+        self._stopped = threading.Event()  # set as stopping begins: refuse new work
+        self._closed = threading.Event()  # set once the port and connections are closed
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def start(self) -> FakeOpenAIServer:
+        """Bind a free port and serve in a daemon thread; returns the server."""
+        if self._httpd is not None or self._stopped.is_set():
+            raise RuntimeError("FakeOpenAIServer can be started only once; make a new one.")
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeOpenAIServer:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        self._timer = threading.Timer(self.max_seconds, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection; safe to call more than once."""
+        with self._lock:
+            already_stopping = self._stopped.is_set()
+            self._stopped.set()
+            connections = list(self._connections)
+        if already_stopping:
+            self._closed.wait(5.0)  # another thread is closing it; return once it has
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        # Shutting the sockets down wakes handler threads blocked on a keep-alive read.
+        for conn in connections:
+            _shutdown_socket(conn)
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        self._closed.set()
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until the server has stopped (by ``stop`` or a limit); False on timeout."""
+        return self._closed.wait(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None and not self._stopped.is_set()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- where it listens ---------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAIServer is not started; call start() or use `with`.")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as litellm's ``api_base``, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def model(self) -> str:
+        """A litellm model name that routes to this server's OpenAI-style API."""
+        return f"openai/{_MODEL}"
+
+    # --- scripting and inspection -------------------------------------------
+
+    def enqueue(
+        self,
+        status: int = 200,
+        body: Any = None,
+        content: str | None = None,
+        delay: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """Queue the next response (``times`` copies of it); queued responses go first-in first-out.
+
+        ``body`` (a dict, sent as JSON, or a str/bytes, sent as is) replaces the whole
+        response body; without it an error status gets an OpenAI-style error object and
+        200 a chat completion whose assistant message is ``content`` (default: the usual
+        reply). ``delay`` defaults to the server's ``latency``.
+        """
+        if content is not None and status != 200:
+            raise ValueError("content is the assistant message of a 200 reply; use body for errors")
+        scripted = _Scripted(status, body, content, delay, dict(headers or {}))
+        with self._lock:
+            self._queue.extend(scripted for _ in range(times))
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the chat-completion requests received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def request_headers(self) -> list[dict[str, str]]:
+        """The headers (lower-cased names) of each request in ``requests``."""
+        with self._lock:
+            return [dict(h) for h in self._request_headers]
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests served so far, on any path; ``max_requests`` bounds this."""
+        with self._lock:
+            return self._accepted
+
+    # --- used by the handler threads ----------------------------------------
+
+    def _track(self, conn: socket.socket) -> bool:
+        with self._lock:
+            if self._stopped.is_set():
+                return False
+            self._connections.add(conn)
+            return True
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+
+    def _admit(self) -> bool:
+        """Count a request in, unless the server has stopped or served ``max_requests``."""
+        with self._lock:
+            if self._stopped.is_set() or self._accepted >= self.max_requests:
+                return False
+            self._accepted += 1
+            return True
+
+    def _done(self) -> None:
+        """Count a request out; the last one allowed stops the server."""
+        with self._lock:
+            self._finished += 1
+            last = self._finished >= self.max_requests
+        if last:
+            # Not on this handler thread: stop() waits for the serving loop.
+            threading.Thread(target=self.stop, daemon=True).start()
+
+    def _record(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, _Scripted]:
+        """Keep the request; return its number (from 1) and the response to give it."""
+        with self._lock:
+            self._requests.append(body)
+            self._request_headers.append(headers)
+            scripted = self._queue.popleft() if self._queue else _Scripted()
+            return len(self._requests), scripted
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep, cut short by ``stop``; False when the server stopped meanwhile."""
+        if seconds > 0:
+            return not self._stopped.wait(seconds)
+        return not self._stopped.is_set()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() closes connections itself; never join handler threads
+    request_queue_size = 1024
+
+    def __init__(self, owner: FakeOpenAIServer) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up, or stop() closing its socket, is not worth a traceback.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API
+    # Headers and body go out in two writes; with Nagle on, each keep-alive reply waits
+    # ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        if not self.server.owner._track(self.connection):
+            _shutdown_socket(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._untrack(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests and benchmarks print nothing per request
+
+    def do_GET(self) -> None:
+        self._serve(self._get)
+
+    def do_POST(self) -> None:
+        self._serve(self._post)
+
+    def do_PUT(self) -> None:
+        self._serve(self._not_found)
+
+    do_PATCH = do_DELETE = do_PUT
+
+    def _serve(self, handle: Callable[[], None]) -> None:
+        owner = self.server.owner
+        length = int(self.headers.get("content-length") or 0)
+        self._body = self.rfile.read(length) if length else b""
+        if not owner._admit():
+            self.close_connection = True
+            self._send_json(
+                503,
+                _error_body(503, "The fake server has stopped serving."),
+                {"connection": "close"},
+            )
+            return
+        try:
+            handle()
+        except Exception as exc:  # a bug here should reach the test as a 500, not hang it
+            self.close_connection = True
+            try:
+                self._send_json(500, _error_body(500, f"Fake server error: {exc!r}"))
+            except OSError:
+                pass
+        finally:
+            owner._done()
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/")
+
+    def _get(self) -> None:
+        if self._path().endswith("/models"):
+            model = {"id": _MODEL, "object": "model", "created": 0, "owned_by": "promptlog"}
+            self._send_json(200, {"object": "list", "data": [model]})
+        else:
+            self._not_found()
+
+    def _post(self) -> None:
+        if not self._path().endswith("/chat/completions"):
+            self._not_found()
+            return
+        try:
+            request = json.loads(self._body or b"{}")
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._send_json(400, _error_body(400, "The request body is not a JSON object."))
+            return
+        owner = self.server.owner
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        number, scripted = owner._record(request, headers)
+        delay = owner.latency if scripted.delay is None else scripted.delay
+        if not owner._sleep(delay):
+            self.close_connection = True  # stopped while waiting: hang up, like a dead server
+            return
+        if scripted.body is not None:
+            self._send_json(scripted.status, scripted.body, scripted.headers)
+        elif scripted.status >= 400:
+            self._send_json(scripted.status, _error_body(scripted.status), scripted.headers)
+        else:
+            content = (
+                scripted.content
+                if scripted.content is not None
+                else _content_for(request, owner.reply)
+            )
+            if request.get("stream"):
+                self._send_stream(request, content, number, scripted.status, scripted.headers)
+            else:
+                completion = _completion(request, content, number)
+                self._send_json(scripted.status, completion, scripted.headers)
+
+    def _not_found(self) -> None:
+        body = _error_body(404, f"Unknown path {self.command} {self.path} on the fake server.")
+        body["error"]["code"] = None
+        self._send_json(404, body)
+
+    def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+        if isinstance(body, bytes):
+            data = body
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _send_stream(
+        self,
+        request: dict[str, Any],
+        content: str,
+        number: int,
+        status: int,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Server-sent events: the whole content in one chunk, then the finish (and usage)."""
+        completion = _completion(request, content, number)
+        base = {k: completion[k] for k in ("id", "created", "model")}
+        base["object"] = "chat.completion.chunk"
+        chunks = [
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": content},
+                        "finish_reason": None,
+                    }
+                ],
+            },
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        ]
+        if (request.get("stream_options") or {}).get("include_usage"):
+            chunks.append({**base, "choices": [], "usage": completion["usage"]})
+        events = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks] + ["data: [DONE]\n\n"]
+        data = "".join(events).encode()
+        self.close_connection = True
+        self.send_response(status)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+def _shutdown_socket(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _error_body(status: int, message: str | None = None) -> dict[str, Any]:
+    default = ("server_error", None) if status >= 500 else ("invalid_request_error", None)
+    kind, code = _ERROR_KINDS.get(status, default)
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    message = message or f"Scripted {status} {phrase} from the fake server."
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _completion(request: dict[str, Any], content: str, number: int) -> dict[str, Any]:
+    prompt_tokens = sum(_count_words(m.get("content")) for m in request.get("messages") or [])
+    completion_tokens = _count_words(content)
+    return {
+        "id": f"chatcmpl-fake-{number}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model") or _MODEL,
+        "system_fingerprint": "fp_fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _count_words(content: Any) -> int:
+    """Whitespace-separated words of a message's content (a string or a list of parts)."""
+    if isinstance(content, str):
+        return len(content.split())
+    if isinstance(content, list):
+        return sum(_count_words(part.get("text")) for part in content if isinstance(part, dict))
+    return 0
+
+
+def _content_for(request: dict[str, Any], reply: str) -> str:
+    """The default assistant message: ``reply``, or JSON when the request asks for it."""
+    response_format = request.get("response_format") or {}
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return json.dumps(_example(schema, schema))
+    if kind == "json_object":
+        return json.dumps({"reply": reply})
+    return reply
+
+
+def _example(schema: Any, root: Any, depth: int = 0) -> Any:
+    """A small value that satisfies a simple JSON schema (the shapes pydantic emits)."""
+    if not isinstance(schema, dict) or depth > 20:
+        return None
+    if "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return _example(target, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [
+            o for o in schema.get(key) or [] if isinstance(o, dict) and o.get("type") != "null"
+        ]
+        if options:
+            return _example(options[0], root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {name: _example(sub, root, depth + 1) for name, sub in properties.items()}
+    if kind == "array" and schema.get("prefixItems"):  # a tuple
+        return [_example(item, root, depth + 1) for item in schema["prefixItems"]]
+    if kind == "array":
+        count = max(1, int(schema.get("minItems", 1)))
+        return [_example(schema.get("items") or {}, root, depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        value = max(1, schema.get("minimum", 1), schema.get("exclusiveMinimum", 0) + 1)
+        if "maximum" in schema:
+            value = min(value, schema["maximum"])
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        text = {
+            "date-time": "2024-01-01T00:00:00Z",
+            "date": "2024-01-01",
+            "email": "user@example.com",
+            "uri": "https://example.com",
+        }.get(schema.get("format", ""), "example")
+        text = text.ljust(int(schema.get("minLength", 0)), "x")
+        return text[: schema["maxLength"]] if "maxLength" in schema else text
+    return None

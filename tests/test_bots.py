@@ -1,0 +1,245 @@
+"""Bots: every call attempt is one complete ``calls`` row, and nothing secret is written."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import litellm
+import pytest
+from pydantic import BaseModel, Field
+
+import promptlog
+from promptlog import SimpleBot, StructuredBot, prompt
+from promptlog.errors import BotError, StructuredOutputError
+
+
+@prompt("system")
+def namer_system(type_of_manager):
+    """You are an {{ type_of_manager }}."""
+
+
+@prompt("user")
+def namer_user(job_description):
+    """Give me a name for a job that follows this description: {{ job_description }}."""
+
+
+class JobName(BaseModel):
+    name: str = Field(..., description="A job name.")
+    description: str = Field(..., description="A job description.")
+
+
+def calls(db_path: Path) -> list[dict]:
+    promptlog.flush()
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    rows = [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
+    for row in rows:
+        for column in ("parameters", "messages", "response_parsed"):
+            if row[column] is not None:
+                row[column] = json.loads(row[column])
+    return rows
+
+
+def test_simple_bot_returns_the_reply_and_logs_a_complete_row(db_path):
+    bot = SimpleBot(
+        namer_system("data science manager"),
+        model_name="gpt-4o-mini",
+        temperature=0.3,
+        name="namer",
+        max_tokens=50,
+        mock_response="Full-Stack AI Builder",
+    )
+    reply = bot(namer_user("someone who builds full stack AI apps"))
+    assert reply.role == "assistant"
+    assert reply.content == "Full-Stack AI Builder"
+
+    (row,) = calls(db_path)
+    assert row["bot_name"] == "namer"
+    assert row["bot_class"] == "SimpleBot"
+    assert row["model"] == "gpt-4o-mini"
+    assert row["parameters"]["temperature"] == 0.3
+    assert row["parameters"]["max_tokens"] == 50
+    assert row["status"] == "succeeded" and row["error"] is None
+    assert row["attempt"] == 1
+    assert row["response_text"] == "Full-Stack AI Builder"
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0
+    assert row["cost"] is not None and row["cost"] >= 0
+    assert row["latency_s"] > 0
+    assert row["created_at"].endswith("Z")
+    assert row["run_id"] is None
+    system, user = row["messages"]
+    assert system["role"] == "system"
+    assert system["content"] == "You are an data science manager."
+    assert user["content"].endswith("full stack AI apps.")
+    assert system["prompt_version_id"] == namer_system("x").prompt_version.id
+    links = sqlite3.connect(db_path).execute(
+        "SELECT position, prompt_version_id FROM call_prompt_versions WHERE call_id = ?",
+        [row["id"]],
+    ).fetchall()
+    assert links == [(0, system["prompt_version_id"]), (1, user["prompt_version_id"])]
+
+
+def test_plain_strings_are_user_messages(db_path):
+    bot = SimpleBot("You are terse.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("first", "second")
+    (row,) = calls(db_path)
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "user"]
+    assert all(m["prompt_version_id"] is None for m in row["messages"])
+    with pytest.raises(BotError, match="no messages"):
+        bot()
+
+
+def test_structured_bot_returns_a_validated_model(db_path):
+    bot = StructuredBot(
+        namer_system("manager"),
+        pydantic_model=JobName,
+        model_name="gpt-4o-mini",
+        mock_response='{"name": "AI Builder", "description": "Builds AI apps."}',
+    )
+    result = bot(namer_user("builds apps"))
+    assert result == JobName(name="AI Builder", description="Builds AI apps.")
+    (row,) = calls(db_path)
+    assert row["response_parsed"] == {"name": "AI Builder", "description": "Builds AI apps."}
+    assert row["parameters"]["response_format"] == {
+        "type": "json_schema",
+        "schema_name": "JobName",
+    }
+
+
+def test_structured_bot_retries_with_the_error_fed_back(db_path, fake_openai):
+    fake_openai.enqueue(content="{not json")
+    fake_openai.enqueue(content='{"name": "Only a name"}')
+    fake_openai.enqueue(content='{"name": "AI Builder", "description": "Builds."}')
+    bot = StructuredBot(
+        "You name jobs.",
+        pydantic_model=JobName,
+        model_name=fake_openai.model,
+        api_base=fake_openai.base_url,
+        api_key="sk-fake",
+    )
+    assert bot("name it").name == "AI Builder"
+    rows = calls(db_path)
+    assert [(r["attempt"], r["status"]) for r in rows] == [
+        (1, "invalid"),
+        (2, "invalid"),
+        (3, "succeeded"),
+    ]
+    assert rows[0]["error"].startswith("ValidationError:")
+    assert "description" in rows[1]["error"]
+    # The second request carried the bad reply and the error back to the model.
+    second = fake_openai.requests[1]["messages"]
+    assert second[-2] == {"role": "assistant", "content": "{not json"}
+    assert "did not validate" in second[-1]["content"]
+
+
+def test_structured_bot_gives_up_after_max_retries(db_path, fake_openai):
+    fake_openai.enqueue(content="no JSON here", times=3)
+    bot = StructuredBot(
+        "You name jobs.",
+        pydantic_model=JobName,
+        model_name=fake_openai.model,
+        api_base=fake_openai.base_url,
+        api_key="sk-fake",
+        max_retries=2,
+    )
+    with pytest.raises(StructuredOutputError, match="after 3 attempts") as caught:
+        bot("name it")
+    assert [reply for reply, _ in caught.value.attempts] == ["no JSON here"] * 3
+    assert [r["status"] for r in calls(db_path)] == ["invalid"] * 3
+
+
+def test_usage_counts_come_from_the_provider(db_path, fake_openai):
+    bot = SimpleBot("one two three", model_name=fake_openai.model,
+                    api_base=fake_openai.base_url, api_key="sk-fake")
+    bot("four five")
+    (row,) = calls(db_path)
+    assert row["input_tokens"] == 5  # the fake server counts words
+    assert row["output_tokens"] == len(row["response_text"].split())
+    assert row["parameters"]["api_base"] == fake_openai.base_url
+
+
+def test_a_server_error_is_logged_as_a_failed_call_and_raised_as_it_came(db_path, fake_openai):
+    fake_openai.enqueue(status=500)
+    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
+                    api_key="sk-fake", num_retries=0)
+    with pytest.raises(litellm.InternalServerError):
+        bot("hello")
+    (row,) = calls(db_path)
+    assert row["status"] == "failed"
+    assert row["error"].startswith("InternalServerError")
+    assert row["response_text"] is None and row["latency_s"] > 0
+
+
+def test_a_rate_limit_is_retried_and_each_attempt_logged(db_path, fake_openai):
+    fake_openai.enqueue(status=429, headers={"retry-after": "0"})
+    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
+                    api_key="sk-fake", retry_backoff=0.01)
+    assert bot("hello").content
+    rows = calls(db_path)
+    assert [(r["attempt"], r["status"]) for r in rows] == [(1, "failed"), (2, "succeeded")]
+    assert rows[0]["error"].startswith("RateLimitError")
+
+
+def test_a_slow_reply_is_timed(db_path, fake_openai):
+    fake_openai.enqueue(delay=0.3)
+    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
+                    api_key="sk-fake")
+    bot("hello")
+    (row,) = calls(db_path)
+    assert row["latency_s"] >= 0.3
+
+
+def test_32_threads_of_50_calls_log_exactly_1600_complete_rows(db_path):
+    bots = [
+        SimpleBot(namer_system("manager"), model_name="gpt-4o-mini", name=f"bot{i}",
+                  mock_response=f"reply {i}")
+        for i in range(32)
+    ]
+    errors: list[BaseException] = []
+
+    def work(bot: SimpleBot) -> None:
+        try:
+            for j in range(50):
+                bot(namer_user(f"job {j}"))
+        except BaseException as e:  # collected, then asserted empty
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(bot,)) for bot in bots]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    conn = sqlite3.connect(db_path)
+    promptlog.flush()
+    assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 1600
+    assert dict(conn.execute("SELECT bot_name, COUNT(*) FROM calls GROUP BY bot_name")) == {
+        f"bot{i}": 50 for i in range(32)
+    }
+    incomplete = conn.execute(
+        "SELECT COUNT(*) FROM calls WHERE status != 'succeeded' OR response_text IS NULL "
+        "OR input_tokens IS NULL OR latency_s IS NULL OR messages = '[]'"
+    ).fetchone()[0]
+    assert incomplete == 0
+    assert conn.execute("SELECT COUNT(*) FROM call_prompt_versions").fetchone()[0] == 3200
+
+
+def test_no_secret_reaches_the_database_file(db_path, fake_openai):
+    secret = "sk-test-SECRET"
+    fake_openai.enqueue(status=401, body={"error": {"message": f"Incorrect API key {secret}"}})
+    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
+                    api_key=secret, extra_headers={"Authorization": "Bearer hdr-SECRET-123"},
+                    num_retries=0)
+    with pytest.raises(litellm.AuthenticationError):
+        bot("hello")
+    bot("hello again")
+    mocked = SimpleBot("s", model_name="gpt-4o-mini", api_key=secret, mock_response="fine")
+    mocked(f"my key is {secret}")
+    promptlog.flush()
+    files = [db_path, Path(f"{db_path}-wal")]
+    data = b"".join(p.read_bytes() for p in files if p.exists())
+    assert b"SECRET" not in data
+    assert len(calls(db_path)) == 3
