@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
@@ -321,23 +322,45 @@ class Experiment:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         reset_current_run(self._token)
+        self._end_block(exc)
+        return False  # execution 0's exception, if any, propagates
+
+    def run_code(self, code: str | CodeType, namespace: dict[str, Any]) -> None:
+        """Run ``code`` as the block of a ``with`` statement would be run: execution 0
+        in ``namespace`` itself, the others at the same time in shallow copies of it.
+        (The ``%%experiment`` notebook magic runs a cell this way.)"""
+        if isinstance(code, str):
+            code = compile(code, "<experiment>", "exec")
+        self._open()
+        for index in range(1, self.num_executions):
+            self._submit(index, functools.partial(exec, code, dict(namespace)))
+        self._run0 = self._start_run(0)
+        token = set_current_run(self._run0.context)
+        error: BaseException | None = None
+        try:
+            exec(code, namespace)  # noqa: S102
+        except BaseException as e:  # handed to _end_block, then raised
+            error = e
+        finally:
+            reset_current_run(token)
+        self._end_block(error)
+        if error is not None:
+            raise error
+
+    def _end_block(self, exc: BaseException | None) -> None:
+        """After the caller's own pass (execution 0): record it, wait for the others."""
         run0 = self._run0
         assert run0 is not None
-        if isinstance(exc, Exception):
-            self._end_run(run0, exc)
-        elif exc is not None:  # KeyboardInterrupt, SystemExit
-            self._end_run(run0, exc)
+        self._end_run(run0, exc)
+        if exc is not None and not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit
             self._interrupt()
-            return False
-        else:
-            self._end_run(run0, None)
+            return
         try:
             self._wait()
         except BaseException:
             self._interrupt()
             raise
         self._close()
-        return False  # execution 0's exception, if any, propagates
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per run: run id, execution index, status, duration, result, one
@@ -404,7 +427,10 @@ class Experiment:
             },
         )
         if _show_progress(self.progress) and self.num_executions > 1:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():
+                # Without ipywidgets tqdm.auto warns, then falls back to a text bar: fine.
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
         workers = min(self.max_workers, self.num_executions)
