@@ -8,6 +8,7 @@ transaction (group commit), so logging costs the caller only a queue put.
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import queue
@@ -17,11 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
-
-from ulid import ULID
 
 from . import migrations
 from .errors import DatabaseError, NotAPromptlogDatabase, SchemaTooNewError, WriteError
@@ -62,14 +60,58 @@ _JSON_COLUMNS = {
 # --- time, ids, processes ---------------------------------------------------
 
 
+_second: tuple[int, str] = (-1, "")  # (a second since the epoch, its ISO 8601 text)
+
+
 def now() -> str:
-    """The current time as UTC ISO 8601, the one timestamp format in the log."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The current time as UTC ISO 8601 (``2025-01-31T12:00:00.123456Z``), the one
+    timestamp format in the log."""
+    global _second
+    micros = time.time_ns() // 1_000
+    seconds, fraction = divmod(micros, 1_000_000)
+    cached = _second
+    if cached[0] != seconds:  # formatting a date costs more than the rest: once a second
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{fraction:06d}Z"
+
+
+# ULIDs: 48 bits of milliseconds, then 80 bits that python-ulid fills with random
+# bytes under a lock (~5 us an id). Here they are 40 random bits drawn once per
+# process and a 40-bit count: still unique (the count within a process, the
+# random bits between processes), sorted by time, and in creation order within
+# a millisecond, for a tenth of the cost, and no lock (next() on a count is atomic).
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits -> 2 characters
+_id_millisecond: tuple[int, str] = (-1, "")
+_id_process = ""
+_id_count = itertools.count()
+
+
+def _base32(value: int, characters: int) -> str:
+    return "".join(_PAIRS[(value >> shift) & 1023] for shift in range(5 * characters - 10, -1, -10))
+
+
+def _new_process_ids() -> None:
+    global _id_process, _id_count
+    _id_process = _base32(int.from_bytes(os.urandom(5), "big"), 8)
+    _id_count = itertools.count()
+
+
+_new_process_ids()
 
 
 def new_id() -> str:
     """A new ULID: unique, and sorts by creation time."""
-    return str(ULID())
+    global _id_millisecond
+    millisecond = time.time_ns() // 1_000_000
+    count = next(_id_count)
+    cached = _id_millisecond
+    if cached[0] != millisecond:
+        cached = _id_millisecond = (millisecond, _base32(millisecond, 10))
+    return (
+        f"{cached[1]}{_id_process}{_PAIRS[(count >> 30) & 1023]}{_PAIRS[(count >> 20) & 1023]}"
+        f"{_PAIRS[(count >> 10) & 1023]}{_PAIRS[count & 1023]}"
+    )
 
 
 def _process_start(pid: int) -> str:
@@ -333,31 +375,49 @@ def _has_running(conn: sqlite3.Connection) -> bool:
 #   ("insert", table, row)           row: dict of column -> value
 #   ("update", table, key, values)   UPDATE table SET values WHERE id = key
 #   ("call", fn, future)             fn(conn) runs in its own transaction
+#   ("flush", event)                 event is set once everything before it is written
 Record = tuple[Any, ...]
 
+_encode_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
-def _encode(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS and value is not None and not isinstance(value, str):
-        return json.dumps(value, default=str, ensure_ascii=False)
-    return value
+
+def _hint(error: BaseException) -> str:
+    """What a person can do about a write error."""
+    text = str(error).lower()
+    if "full" in text:
+        return "Free some disk space"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return "Make the file and its folder writable"
+    if "locked" in text or "busy" in text:
+        return "Close the program that holds a write lock on it"
+    return "Fix the cause"
 
 
 class Writer:
     """Owns the one write connection to a file in this process.
 
     Producers call :meth:`insert`, :meth:`update` or :meth:`call`; a daemon
-    thread commits everything waiting in one transaction. A write error is kept
-    and raised by the next :meth:`flush` or logging call until a later commit
-    succeeds; the records of the failed batch are kept and written again.
+    thread commits everything waiting in one transaction (group commit).
+
+    Errors: while a batch cannot be committed (disk full, read-only file, lock
+    held too long), the writer keeps it and tries again, and every logging call
+    and :meth:`flush` raises :class:`WriteError`; once a commit succeeds,
+    logging resumes with nothing accepted before lost. A record that can never
+    be written (it breaks a constraint) is dropped on its own, and the error is
+    raised once, by the next logging call or flush.
     """
 
     def __init__(self, path: Path):
         self.path = path
-        self._queue: queue.Queue[Record] = queue.Queue(maxsize=QUEUE_LIMIT)
-        self._lock = threading.Condition()
-        self._submitted = 0
-        self._committed = 0
-        self._error: BaseException | None = None
+        # SimpleQueue: a put is one C call, with no lock shared with the writer.
+        # Back-pressure comes from counting instead: next() on a count is atomic.
+        self._queue: queue.SimpleQueue[Record] = queue.SimpleQueue()
+        self._accepted = itertools.count(1)
+        self._written = 0  # records handled; only the writer thread changes it
+        self._room = threading.Condition(threading.Lock())
+        self._error: BaseException | None = None  # the batch that keeps failing
+        self._dropped: BaseException | None = None  # a record that was given up
+        self._sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[int]]] = {}
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(
@@ -390,38 +450,48 @@ class Writer:
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is committed to disk."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            target = self._submitted
-            while self._committed < target:
-                self._raise_error()
-                if not self._thread.is_alive():
-                    raise WriteError(f"The writer for {self.path} has stopped.")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise WriteError(
-                        f"Timed out waiting for {target - self._committed} records to be "
-                        f"written to {self.path}."
-                    )
-                self._lock.wait(0.05 if remaining is None else min(0.05, remaining))
+        done = threading.Event()
+        self._put(("flush", done))
+        while not done.wait(0.05):
+            self._raise_error()
+            if not self._thread.is_alive():
+                raise WriteError(f"The writer for {self.path} has stopped.")
+            if deadline is not None and time.monotonic() > deadline:
+                raise WriteError(f"Timed out waiting for records to be written to {self.path}.")
+        self._raise_error()
 
     def _raise_error(self) -> None:
         error = self._error
         if error is not None:
             raise WriteError(
-                f"Could not write to the log at {self.path}: {error}. Records logged "
-                f"before this are kept and written again once the cause is fixed."
+                f"Could not write to the log at {self.path}: {error}. {_hint(error)}; "
+                f"what was logged before is kept and written as soon as it can be, but "
+                f"nothing more is logged until then."
             ) from error
+        dropped = self._dropped
+        if dropped is not None:
+            self._dropped = None  # reported once
+            raise WriteError(
+                f"A record could not be written to the log at {self.path} and was dropped: "
+                f"{type(dropped).__name__}: {dropped}. The other records were written."
+            ) from dropped
 
     def _put(self, record: Record) -> None:
-        self._raise_error()
-        while True:
-            try:
-                self._queue.put(record, timeout=0.1)
-                break
-            except queue.Full:
+        if self._error is not None or self._dropped is not None:
+            self._raise_error()
+        number = next(self._accepted)
+        if number - self._written > QUEUE_LIMIT:
+            self._wait_for_room(number)
+        self._queue.put(record)
+
+    def _wait_for_room(self, number: int) -> None:
+        """Back-pressure: hold a producer that is far ahead of the writer."""
+        with self._room:
+            while number - self._written > QUEUE_LIMIT:
                 self._raise_error()
-        with self._lock:
-            self._submitted += 1
+                if not self._thread.is_alive():
+                    raise WriteError(f"The writer for {self.path} has stopped.")
+                self._room.wait(0.1)
 
     # the writer thread -----------------------------------------------------
 
@@ -433,83 +503,97 @@ class Writer:
             self._ready.set()
             return
         self._ready.set()
-        retry: list[Record] = []
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        batch: list[Record] = []
+        failures = 0
         while True:
-            batch = retry or [self._queue.get()]
-            retry = []
+            if not batch:
+                batch.append(get())
             while len(batch) < BATCH_LIMIT:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(get_nowait())
                 except queue.Empty:
                     break
-            try:
-                self._write(batch)
-            except sqlite3.Error as e:
-                retry = self._failed(batch, e)
-                continue
-            with self._lock:
-                self._error = None
-                self._committed += len(batch)
-                self._lock.notify_all()
+            batch = self._commit(batch)
+            if batch:
+                failures += 1
+                time.sleep(min(0.01 * 2**failures, 1.0))
+            else:
+                failures = 0
 
-    def _failed(self, batch: list[Record], error: sqlite3.Error) -> list[Record]:
-        """Decide what to do with a batch that could not be committed."""
-        with self._lock:
-            self._error = error
-            self._lock.notify_all()
-        if isinstance(error, sqlite3.IntegrityError):
-            # A record that breaks a constraint would fail forever: write the
-            # others one by one and count the bad ones as handled.
-            for record in batch:
+    def _commit(self, batch: list[Record]) -> list[Record]:
+        """Write ``batch``; return the records still to write after a passing
+        failure (disk full, read-only, locked), to be tried again."""
+        try:
+            self._write(batch)
+        except sqlite3.OperationalError as e:
+            self._error = e
+            return batch
+        except Exception:
+            # A record that can never be written (it breaks a constraint, or a
+            # value cannot be stored): write the others one by one, drop it.
+            for index, record in enumerate(batch):
                 try:
                     self._write([record])
-                except sqlite3.Error:
-                    pass
-            with self._lock:
-                self._committed += len(batch)
-                self._lock.notify_all()
-            return []
-        time.sleep(0.2)  # disk full, read-only, locked: try again with the same records
-        return batch
+                except sqlite3.OperationalError as e:
+                    self._error = e
+                    self._handled(batch[:index])
+                    return batch[index:]
+                except Exception as e:
+                    self._dropped = e
+                    if record[0] == "call" and not record[2].done():
+                        record[2].set_exception(e)
+        self._error = None
+        self._handled(batch)
+        return []
+
+    def _handled(self, batch: list[Record]) -> None:
+        for record in batch:
+            if record[0] == "flush":
+                record[1].set()
+        self._written += len(batch)
+        with self._room:
+            self._room.notify_all()
 
     def _write(self, batch: list[Record]) -> None:
-        calls = [r for r in batch if r[0] == "call"]
-        for _, fn, future in calls:
-            self._run_call(fn, future)
-        inserts: dict[tuple[str, str], dict[str, Any]] = {}
-        grouped: dict[tuple[str, tuple[str, ...]], list[tuple[Any, ...]]] = {}
+        """Commit a batch in one transaction: inserts grouped by table and columns
+        into ``executemany`` calls, parents first; an update of a row inserted in
+        the same batch folded into its insert."""
+        inserts: list[tuple[str, dict[str, Any]]] = []
+        by_id: dict[tuple[str, Any], dict[str, Any]] = {}
         updates: list[Record] = []
         for record in batch:
-            if record[0] == "insert":
-                _, table, row = record
+            kind = record[0]
+            if kind == "insert":
+                table, row = record[1], record[2]
+                inserts.append((table, row))
                 if "id" in row:
-                    inserts[(table, row["id"])] = row
-            elif record[0] == "update":
-                _, table, key, values = record
-                pending_insert = inserts.get((table, key))
-                if pending_insert is not None:
-                    # The row is inserted in this same batch: fold the update into it.
-                    pending_insert.update(values)
+                    by_id[table, row["id"]] = row
+            elif kind == "update":
+                pending = by_id.get((record[1], record[2]))
+                if pending is not None:
+                    pending.update(record[3])
                 else:
                     updates.append(record)
-        for record in batch:
-            if record[0] == "insert":
-                _, table, row = record
-                columns = tuple(row)
-                grouped.setdefault((table, columns), []).append(
-                    tuple(_encode(c, row[c]) for c in columns)
-                )
+            elif kind == "call":
+                self._run_call(record[1], record[2])
+        groups: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        for table, row in inserts:
+            key = (table, tuple(row))
+            rows = groups.get(key)
+            if rows is None:
+                rows = groups[key] = []
+            rows.append(row)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for (table, columns), rows in sorted(
-                grouped.items(), key=lambda item: _TABLE_ORDER.get(item[0][0], 99)
-            ):
-                conn.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))})",
-                    rows,
-                )
+            for key in sorted(groups, key=lambda k: _TABLE_ORDER.get(k[0], 99)):
+                sql, json_columns = self._insert_sql(key)
+                rows = groups[key]
+                if json_columns:
+                    conn.executemany(sql, [_encoded(row, json_columns) for row in rows])
+                else:
+                    conn.executemany(sql, [tuple(row.values()) for row in rows])
             for _, table, key, values in updates:
                 conn.execute(
                     f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
@@ -520,6 +604,17 @@ class Writer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _insert_sql(self, key: tuple[str, tuple[str, ...]]) -> tuple[str, list[int]]:
+        found = self._sql.get(key)
+        if found is None:
+            table, columns = key
+            found = self._sql[key] = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                [i for i, column in enumerate(columns) if column in _JSON_COLUMNS],
+            )
+        return found
 
     def _run_call(self, fn: Callable[[sqlite3.Connection], Any], future: Future[Any]) -> None:
         if future.done():
@@ -540,6 +635,21 @@ class Writer:
             future.set_exception(e)
         else:
             future.set_result(result)
+
+
+def _encode(column: str, value: Any) -> Any:
+    if column in _JSON_COLUMNS and value is not None and not isinstance(value, str):
+        return _encode_json(value)
+    return value
+
+
+def _encoded(row: dict[str, Any], json_columns: list[int]) -> list[Any]:
+    values = list(row.values())
+    for i in json_columns:
+        value = values[i]
+        if value is not None and not isinstance(value, str):
+            values[i] = _encode_json(value)
+    return values
 
 
 _writers: dict[Path, Writer] = {}
@@ -579,9 +689,19 @@ def _flush_at_exit() -> None:
 
 
 atexit.register(_flush_at_exit)
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has no writer threads: let it start its own. It is another
+    # process, so it needs its own process token and id bits too.
+    global _PROCESS
+    _writers.clear()
+    _PROCESS = None
+    _new_process_ids()
+
+
 if hasattr(os, "register_at_fork"):
-    # A forked child has no writer threads: let it start its own.
-    os.register_at_fork(after_in_child=_writers.clear)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --- reads and writes that need SQL of their own ------------------------------
