@@ -26,8 +26,8 @@ JOB = "someone who builds full stack AI apps"
 NAMER_USER_VERSIONS = {
     "v1": "Give me a name for a job that follows this description: {{ job_description }}.",
     "v2": (
-        "Give me a memorable name for a job that follows this description: "
-        "{{ job_description }}. Say what the job builds."
+        "Give me a short, catchy name for a job that follows this description: "
+        "{{ job_description }}."
     ),
 }
 
