@@ -49,7 +49,7 @@ def namer_user(template: str) -> PromptFunction:
         pass
 
     namer_user.__doc__ = template
-    namer_user.__module__ = __name__
+    namer_user.__qualname__ = "namer_user"
     return prompt("user")(namer_user)
 
 
