@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from pathlib import Path
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import __version__, store
 from .context import RunContext, current_run, reset_current_run, set_current_run
@@ -297,7 +297,7 @@ class Experiment:
             raise ExperimentFailedError(
                 f"Every execution of experiment {self.name!r} failed; the first with "
                 f"{type(first).__name__}: {first}",
-                [run.error for run in self.runs],
+                [run.error for run in self.runs if run.error is not None],
             ) from first
         return self.results
 
@@ -320,7 +320,7 @@ class Experiment:
         self._token = set_current_run(self._run0.context)
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         reset_current_run(self._token)
         self._end_block(exc)
         return False  # execution 0's exception, if any, propagates
