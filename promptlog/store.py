@@ -206,10 +206,12 @@ def _check_header(path: Path) -> None:
         )
 
 
-def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: Path, *, readonly: bool = False, immutable: bool = False
+) -> sqlite3.Connection:
     _check_header(path)
     if readonly:
-        uri = f"{path.as_uri()}?mode=ro"
+        uri = f"{path.as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     else:
         if not path.exists():
@@ -290,6 +292,13 @@ def _open_for_writing(path: Path) -> sqlite3.Connection:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        # A write that changes nothing: a read-only file or folder fails here,
+        # with a clear error, rather than at the first record.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM _sqlite_migrations WHERE 0")
+        finally:
+            conn.execute("ROLLBACK")
         _mark_dead_processes_interrupted(conn)
         return conn
     except sqlite3.Error as e:
@@ -345,16 +354,35 @@ def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Conn
     writer = _writers.get(target)
     if writer is not None:
         writer.flush()
+    immutable = False
     try:
-        conn = _connect(target, readonly=True)
-        pending = _check_schema(conn, target)
+        try:
+            conn = _connect(target, readonly=True)
+            pending = _check_schema(conn, target)
+        except sqlite3.OperationalError as e:
+            # A log in a folder we cannot write: SQLite cannot make the shared-memory
+            # file a WAL reader needs. With no write-ahead log beside it, nobody is
+            # writing it, so it can be read as an immutable file.
+            if getattr(e, "sqlite_errorname", "") != "SQLITE_READONLY_DIRECTORY" or Path(
+                f"{target}-wal"
+            ).exists():
+                raise
+            immutable = True
+            conn = _connect(target, readonly=True, immutable=True)
+            pending = _check_schema(conn, target)
     except sqlite3.Error as e:
         _raise_open_error(target, e)
         raise
     if pending or _has_running(conn):
-        conn.close()
-        _open_for_writing(target).close()  # migrate and sweep dead runs
-        conn = _connect(target, readonly=True)
+        try:
+            _open_for_writing(target).close()  # migrate and sweep dead runs
+        except DatabaseError:
+            if pending:
+                raise  # this version cannot read the old schema
+            # A read-only log: runs of dead processes stay shown as running.
+        else:
+            conn.close()
+            conn = _connect(target, readonly=True, immutable=immutable)
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -376,6 +404,7 @@ def _has_running(conn: sqlite3.Connection) -> bool:
 #   ("update", table, key, values)   UPDATE table SET values WHERE id = key
 #   ("call", fn, future)             fn(conn) runs in its own transaction
 #   ("flush", event)                 event is set once everything before it is written
+#   ("close", event)                 close the connection and stop the writer thread
 Record = tuple[Any, ...]
 
 _encode_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
@@ -383,13 +412,15 @@ _encode_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 def _hint(error: BaseException) -> str:
     """What a person can do about a write error."""
-    text = str(error).lower()
-    if "full" in text:
-        return "Free some disk space"
-    if "readonly" in text or "read-only" in text or "unable to open" in text:
+    name = getattr(error, "sqlite_errorname", "")
+    if name == "SQLITE_FULL":
+        return "The disk is full: free some space"
+    if name.startswith("SQLITE_IOERR"):
+        return "The file system refused a write (a full disk, a quota, a file-size limit?)"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
         return "Make the file and its folder writable"
-    if "locked" in text or "busy" in text:
-        return "Close the program that holds a write lock on it"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return f"Another program held a write lock on it for over {BUSY_TIMEOUT_MS // 1000} s"
     return "Fix the cause"
 
 
@@ -417,6 +448,7 @@ class Writer:
         self._room = threading.Condition(threading.Lock())
         self._error: BaseException | None = None  # the batch that keeps failing
         self._dropped: BaseException | None = None  # a record that was given up
+        self._closed = False
         self._sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[int]]] = {}
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
@@ -459,6 +491,14 @@ class Writer:
             if deadline is not None and time.monotonic() > deadline:
                 raise WriteError(f"Timed out waiting for records to be written to {self.path}.")
         self._raise_error()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, then close the connection, which folds the
+        write-ahead log back into the file (done at exit)."""
+        self.flush(timeout)
+        done = threading.Event()
+        self._put(("close", done))
+        done.wait(timeout)
 
     def _raise_error(self) -> None:
         error = self._error
@@ -515,6 +555,8 @@ class Writer:
                 except queue.Empty:
                     break
             batch = self._commit(batch)
+            if self._closed:
+                return
             if batch:
                 failures += 1
                 time.sleep(min(0.01 * 2**failures, 1.0))
@@ -550,6 +592,11 @@ class Writer:
     def _handled(self, batch: list[Record]) -> None:
         for record in batch:
             if record[0] == "flush":
+                record[1].set()
+            elif record[0] == "close":
+                self._conn.close()
+                self._closed = True
+                self._error = sqlite3.ProgrammingError("the log was closed")
                 record[1].set()
         self._written += len(batch)
         with self._room:
@@ -680,15 +727,15 @@ def flush(path: str | os.PathLike[str] | None = None) -> None:
         target.flush()
 
 
-def _flush_at_exit() -> None:
+def _close_at_exit() -> None:
     for target in list(_writers.values()):
         try:
-            target.flush(timeout=30)
+            target.close(timeout=30)
         except Exception as e:  # the interpreter is exiting: say so, do not hide it
             print(f"promptlog: {e}", file=__import__("sys").stderr)
 
 
-atexit.register(_flush_at_exit)
+atexit.register(_close_at_exit)
 
 
 def _after_fork_in_child() -> None:
