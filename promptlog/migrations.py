@@ -154,3 +154,58 @@ def m002_experiments_runs_metrics(db: Database) -> None:
             ON run_prompt_versions(prompt_version_id)
         """,
     )
+
+
+@_migration
+def m003_reading_views(db: Database) -> None:
+    """Views a person reading the log wants (in datasette, the sqlite3 shell or
+    pandas), and an index for reading metrics by name and kind.
+
+    ``experiment_metrics`` and ``prompt_history`` are long form (one row per
+    metric) because a view cannot pivot metric names it does not know;
+    ``promptlog.open().runs()`` pivots them in SQL. A metric logged with several
+    kinds takes the widest (float, then int, then bool).
+    """
+    kind = (
+        "CASE MAX(CASE m.kind WHEN 'float' THEN 2 WHEN 'int' THEN 1 ELSE 0 END) "
+        "WHEN 2 THEN 'float' WHEN 1 THEN 'int' WHEN 0 THEN 'bool' END"
+    )
+    _run(
+        db,
+        f"""
+        DROP INDEX metrics_name;
+        CREATE INDEX metrics_name_kind ON metrics(name, kind);
+        CREATE VIEW run_prompt_usage AS
+        SELECT run_id, prompt_version_id FROM run_prompt_versions
+        UNION
+        SELECT c.run_id, cpv.prompt_version_id
+        FROM call_prompt_versions cpv JOIN calls c ON c.id = cpv.call_id
+        WHERE c.run_id IS NOT NULL;
+        CREATE VIEW experiment_metrics AS
+        SELECT e.id AS experiment_id, e.name AS experiment, e.created_at,
+            m.name AS metric, {kind} AS kind, COUNT(*) AS n, AVG(m.value) AS mean,
+            MIN(m.value) AS min, MAX(m.value) AS max
+        FROM experiments e
+        JOIN runs r ON r.experiment_id = e.id
+        JOIN metrics m ON m.run_id = r.id
+        GROUP BY e.id, m.name;
+        CREATE VIEW run_metrics AS
+        SELECT r.id AS run_id, r.experiment_id, e.name AS experiment, r.execution_index,
+            r.status, r.started_at, r.duration_s,
+            json_extract(r.hyperparameters, '$.bots[0].model') AS model,
+            (SELECT json_group_object(m.name, m.value) FROM metrics m WHERE m.run_id = r.id)
+                AS metrics
+        FROM runs r JOIN experiments e ON e.id = r.experiment_id;
+        CREATE VIEW prompt_history AS
+        SELECT pv.name AS prompt, pv.version, pv.hash, pv.created_at AS version_created_at,
+            pv.id AS prompt_version_id, e.id AS experiment_id, e.name AS experiment,
+            e.created_at AS experiment_created_at, m.name AS metric, {kind} AS kind,
+            COUNT(m.value) AS n, AVG(m.value) AS mean
+        FROM prompt_versions pv
+        LEFT JOIN run_prompt_usage u ON u.prompt_version_id = pv.id
+        LEFT JOIN runs r ON r.id = u.run_id
+        LEFT JOIN experiments e ON e.id = r.experiment_id
+        LEFT JOIN metrics m ON m.run_id = r.id
+        GROUP BY pv.id, e.id, m.name
+        """,
+    )
