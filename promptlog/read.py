@@ -1,41 +1,179 @@
-"""Reading the log into pandas DataFrames.
+"""Reading the log: DataFrames for notebooks, plain records for the terminal.
 
     log = promptlog.open()            # the current log, or open("path/to/message_log.db")
+    log.experiments()                 # one row per experiment, metric means as columns
     log.runs("job-names")             # one row per run, one column per metric
+    log.calls(model="gpt-4o-mini")    # one row per call attempt
+    log.prompts(); log.prompt_history("namer_user")
     log.summary("job-names")          # per metric: n, mean, std, stderr, 95% CI
+    promptlog.compare("job-names", "job-names-v2")
 
-Read connections are opened through :mod:`promptlog.store`; queries here only
-read. Metrics are pivoted into columns in SQL, not in Python.
+Every DataFrame accessor has a pandas-free twin ending in ``_records`` that the
+CLI uses, so a terminal command never pays for importing pandas. Read
+connections are opened through :mod:`promptlog.store` and the queries here only
+read; metrics are pivoted into columns in SQL, not in Python.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
 import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import stats, store
-from .errors import ExperimentError
+from .errors import ExperimentError, PromptNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .diff import PromptDiff
+    from .prompts import PromptFunction
+
+# Bot fields that describe the bot rather than set the model; the rest of a
+# bot's record (model, temperature, max_tokens, …) becomes run columns.
+_BOT_IDENTITY = ("name", "class", "system_prompt_version_id", "system_prompt_name")
 
 
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _decode_result(text: str | None, fmt: str | None) -> Any:
-    if text is None:
-        return None
-    return json.loads(text) if fmt == "json" else text
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _json_path(key: str) -> str:
+    return _sql_literal('$."' + key.replace('"', '\\"') + '"')
+
+
+def _literals(values: Iterable[str]) -> str:
+    """Values known to the log (experiment ids, names) as a SQL list for ``IN (...)``."""
+    return ", ".join(map(_sql_literal, values)) or "NULL"
+
+
+def _used_by_runs(runs: str) -> str:
+    """SQL for the ids of every prompt version that the runs selected by ``runs`` (a
+    subquery of run ids) used: rendered in the run, or sent by one of its calls
+    (a system prompt rendered before the experiment started, say)."""
+    return (
+        f"SELECT run_id, prompt_version_id FROM run_prompt_versions WHERE run_id IN ({runs}) "
+        f"UNION SELECT c.run_id, cpv.prompt_version_id FROM calls c "
+        f"JOIN call_prompt_versions cpv ON cpv.call_id = c.id WHERE c.run_id IN ({runs})"
+    )
+
+
+def short_name(name: str) -> str:
+    """The last part of a prompt's ``module.qualname``: ``namer_user``."""
+    return name.rsplit(".", 1)[-1]
+
+
+# --- records ------------------------------------------------------------------------
+
+
+def _to_bool(value: Any) -> bool:
+    return bool(value)
+
+
+def _to_int(value: Any) -> int:
+    return int(value)
+
+
+_CONVERT = {"bool": _to_bool, "int": _to_int, "float": float, "json": json.loads}
+
+
+@dataclass
+class Records:
+    """The rows of one read, with what each column holds, so that pandas, JSON and
+    the terminal each get the right types.
+
+    ``types`` maps a column to ``bool``, ``int``, ``float``, ``json`` (decoded) or
+    ``time`` (UTC ISO 8601 text; a datetime in pandas). ``nested`` maps columns
+    whose names depend on the data (metrics, flattened hyperparameters) to a
+    ``(group, key)`` pair, so that JSON output keeps fixed top-level fields.
+    """
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    types: dict[str, str] = field(default_factory=dict)
+    nested: dict[str, tuple[str, str]] = field(default_factory=dict)
+    index: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def group(self, name: str) -> dict[str, str]:
+        """Column -> key of the columns nested under ``name`` ("metrics", …)."""
+        return {column: key for column, (group, key) in self.nested.items() if group == name}
+
+    def dicts(self, *, nest: bool = False) -> list[dict[str, Any]]:
+        """Each row as a dict of plain Python values (JSON decoded, bools as bools);
+        with ``nest`` the data-dependent columns go under their group's key
+        (``"metrics"``, ``"hyperparameters"``), present even when empty."""
+        convert = {c: _CONVERT[t] for c, t in self.types.items() if t in _CONVERT}
+        groups = dict.fromkeys(group for group, _ in self.nested.values())
+        result = []
+        for row in self.rows:
+            item: dict[str, Any] = {}
+            inner: dict[str, dict[str, Any]] = {group: {} for group in groups} if nest else {}
+            for column, value in zip(self.columns, row, strict=True):
+                if value is not None and column in convert:
+                    value = convert[column](value)
+                if nest and column in self.nested:
+                    group, key = self.nested[column]
+                    inner[group][key] = value
+                else:
+                    item[column] = value
+            item.update(inner)
+            result.append(item)
+        return result
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The rows as a DataFrame: nullable ``boolean``/``Int64`` metric columns,
+        decoded JSON, timestamps as UTC datetimes."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(self.rows, columns=self.columns)
+        for column, kind in self.types.items():
+            values = frame[column]
+            if kind == "bool":
+                frame[column] = values.astype("boolean")
+            elif kind == "int":
+                frame[column] = values.astype("Int64")
+            elif kind == "float":
+                frame[column] = values.astype("float64")
+            elif kind == "json":  # from the raw texts: pandas may have made None NaN
+                at = self.columns.index(column)
+                frame[column] = _decode_all(row[at] for row in self.rows)
+            elif kind == "time":
+                frame[column] = pd.to_datetime(values, utc=True, format="ISO8601")
+        return frame.set_index(self.index) if self.index else frame
+
+
+def _decode_all(texts: Iterable[str | None]) -> list[Any]:
+    """Decode many JSON texts in one call: far faster than one ``json.loads`` each."""
+    return json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]")
+
+
+def _columns(taken: set[str], group: str, name: str) -> str:
+    """A free column name for ``name``: itself, or ``group.name`` when a column
+    earlier in the frame already has it."""
+    column = name if name not in taken else f"{group}.{name}"
+    taken.add(column)
+    return column
+
+
+# --- the log ------------------------------------------------------------------------
 
 
 class Log:
-    """A promptlog log file, read through DataFrames."""
+    """A promptlog log file, read through DataFrames (or plain records)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path).expanduser().absolute() if path is not None else store.db_path()
@@ -61,18 +199,34 @@ class Log:
     def __repr__(self) -> str:
         return f"<promptlog.Log {self.path}>"
 
-    def query(self, sql: str, params: Any = ()) -> pd.DataFrame:
-        """Any read-only SQL over the log, as a DataFrame."""
-        import pandas as pd
+    def _repr_html_(self) -> str:
+        status = self.status()
+        counts = ", ".join(
+            f"{status[key]:,} {key.replace('_', ' ')}"
+            for key in ("experiments", "runs", "calls", "prompts", "prompt_versions")
+        )
+        return (
+            f"<p><b>promptlog log</b> <code>{html.escape(str(self.path))}</code>: {counts}</p>"
+            + html_table(self.experiment_records())
+        )
 
-        cursor = self.conn.execute(sql, params)
+    def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), **types: str) -> Records:
+        """Any read-only SQL over the log, as :class:`Records` (``types``: column kinds)."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: sqlite3.Row costs more than the query
+        cursor.execute(sql, params)
         columns = [d[0] for d in cursor.description]
-        return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+        return Records(columns, cursor.fetchall(), dict(types))
 
-    # experiments ---------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> pd.DataFrame:
+        """Any read-only SQL over the log, as a DataFrame."""
+        return self.fetch(sql, params).to_pandas()
 
-    def experiment_ids(self, experiments: str | list[str] | None) -> list[str]:
-        """Ids for experiments named by id or by name (a name means its latest run)."""
+    # finding things ------------------------------------------------------------------
+
+    def experiment_ids(self, experiments: str | Iterable[str] | None) -> list[str]:
+        """Ids for experiments named by id or by name (a name means the latest
+        experiment of that name); ``None`` means every experiment, oldest first."""
         if experiments is None:
             return [row[0] for row in self.conn.execute("SELECT id FROM experiments ORDER BY id")]
         wanted = [experiments] if isinstance(experiments, str) else list(experiments)
@@ -91,67 +245,538 @@ class Log:
             ids.append(row[0])
         return ids
 
-    def metric_kinds(self, experiment_ids: list[str]) -> dict[str, str]:
-        """Metric name -> kind (bool, int, float) over the given experiments."""
-        marks = ", ".join("?" * len(experiment_ids))
-        rows = self.conn.execute(
-            f"SELECT m.name, MAX(m.kind) FROM metrics m JOIN runs r ON r.id = m.run_id "
-            f"WHERE r.experiment_id IN ({marks}) GROUP BY m.name ORDER BY m.name",
-            experiment_ids,
-        )
-        return {name: kind for name, kind in rows}
-
-    def runs(self, experiments: str | list[str] | None = None) -> pd.DataFrame:
-        """One row per run of the given experiments (names or ids; default all), with
-        run id, execution index, status, duration, result and one column per metric."""
-        ids = self.experiment_ids(experiments)
-        kinds = self.metric_kinds(ids) if ids else {}
-        pivot = "".join(
-            f", MAX(CASE WHEN m.name = {_sql_literal(name)} THEN m.value END) AS {_quote(name)}"
-            for name in kinds
-        )
-        marks = ", ".join("?" * len(ids)) or "NULL"
-        frame = self.query(
-            f"SELECT r.id AS run_id, r.experiment_id, e.name AS experiment, "
-            f"r.execution_index, r.status, r.started_at, r.duration_s, "
-            f"r.result, r.result_format, r.error_type, r.error_message{pivot} "
-            f"FROM runs r JOIN experiments e ON e.id = r.experiment_id "
-            f"LEFT JOIN metrics m ON m.run_id = r.id "
-            f"WHERE r.experiment_id IN ({marks}) "
-            f"GROUP BY r.id ORDER BY r.experiment_id, r.execution_index",
-            ids,
-        )
-        frame["result"] = [
-            _decode_result(text, fmt)
-            for text, fmt in zip(frame["result"], frame["result_format"], strict=True)
+    def prompt_name(self, prompt: str | PromptFunction) -> str:
+        """The full ``module.qualname`` of a logged prompt, given it, a prompt
+        function, or its last part when that is unambiguous (``namer_user``)."""
+        name = prompt if isinstance(prompt, str) else prompt.name
+        names = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT name FROM prompt_versions WHERE name = ? OR name LIKE ? "
+                "ESCAPE '\\' ORDER BY name",
+                [name, "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")],
+            )
         ]
-        frame = frame.drop(columns=["result_format"])
-        for name, kind in kinds.items():
-            if kind == "bool":
-                frame[name] = frame[name].astype("boolean")
-            elif kind == "int":
-                frame[name] = frame[name].astype("Int64")
-        return frame
+        if name in names:
+            return name
+        if len(names) == 1:
+            return names[0]
+        if names:
+            raise PromptNotFoundError(
+                f"Prompt name {name!r} is ambiguous in {self.path}: it could be "
+                f"{', '.join(names)}; give the full name."
+            )
+        raise PromptNotFoundError(
+            f"No prompt named {name!r} is logged in {self.path}; list them with "
+            f"`promptlog prompts`."
+        )
+
+    def metric_kinds(self, experiment_ids: list[str] | None = None) -> dict[str, str]:
+        """Metric name -> kind over the given experiments (default all). A metric
+        logged with several kinds takes the widest: float, then int, then bool."""
+        if experiment_ids is None:
+            rows = self.conn.execute(_ALL_METRIC_KINDS).fetchall()
+        else:
+            rows = self.conn.execute(
+                f"SELECT DISTINCT m.name, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
+                f"WHERE r.experiment_id IN ({_literals(experiment_ids)})"
+            ).fetchall()
+        kinds: dict[str, str] = {}
+        for name, kind in rows:
+            if _WIDTH[kind] >= _WIDTH[kinds.get(name, "bool")]:
+                kinds[name] = kind
+        return dict(sorted(kinds.items()))
+
+    # experiments -------------------------------------------------------------------
+
+    def experiment_records(self, experiments: str | Iterable[str] | None = None) -> Records:
+        """One row per experiment: status, times, run counts and the mean of each
+        metric (for a bool metric, its pass rate)."""
+        ids = None if experiments is None else self.experiment_ids(experiments)
+        taken = set(_EXPERIMENT_COLUMNS)
+        records = Records([], [], dict(_EXPERIMENT_TYPES))
+        pivot = ""
+        for name in self.metric_kinds(ids):
+            column = _columns(taken, "metric", name)
+            records.types[column] = "float"
+            records.nested[column] = ("metrics", name)
+            pivot += (
+                f", AVG(CASE WHEN m.name = {_sql_literal(name)} THEN m.value END) "
+                f"AS {_quote(column)}"
+            )
+        chosen = "" if ids is None else f"IN ({_literals(ids)})"
+        # Grouping by experiment alone lets SQLite walk the runs in index order
+        # with no sort: the pivot costs one pass over the metrics.
+        found = self.fetch(
+            f"SELECT e.id AS experiment_id, e.name AS experiment, e.status, e.created_at, "
+            f"e.finished_at, e.num_executions, COALESCE(c.runs, 0) AS runs, "
+            f"COALESCE(c.succeeded, 0) AS succeeded, COALESCE(c.failed, 0) AS failed, "
+            f"COALESCE(c.interrupted, 0) AS interrupted, c.duration_s"
+            f"{''.join(f', mm.{_quote(c)}' for c in records.nested)} "
+            f"FROM experiments e "
+            f"LEFT JOIN (SELECT experiment_id, COUNT(*) AS runs, "
+            f"  SUM(status = 'succeeded') AS succeeded, SUM(status = 'failed') AS failed, "
+            f"  SUM(status = 'interrupted') AS interrupted, AVG(duration_s) AS duration_s "
+            f"  FROM runs {chosen and 'WHERE experiment_id ' + chosen} "
+            f"  GROUP BY experiment_id) c ON c.experiment_id = e.id "
+            f"LEFT JOIN (SELECT r.experiment_id{pivot} FROM runs r "
+            f"  JOIN metrics m ON m.run_id = r.id {chosen and 'WHERE r.experiment_id ' + chosen}"
+            f"  GROUP BY r.experiment_id) mm ON mm.experiment_id = e.id "
+            f"{chosen and 'WHERE e.id ' + chosen} ORDER BY e.created_at, e.id"
+        )
+        records.columns, records.rows = found.columns, found.rows
+        return records
+
+    def experiments(self, experiments: str | Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per experiment (default all, oldest first): status, times, run
+        counts and the mean of each metric as a column."""
+        return self.experiment_records(experiments).to_pandas()
+
+    # runs --------------------------------------------------------------------------
+
+    def run_records(self, experiments: str | Iterable[str] | None = None) -> Records:
+        """One row per run: identity and status, one column per metric, then the
+        run's hyperparameters flattened (the bots' model, temperature and other
+        settings; ``<prompt>_version`` for each prompt it rendered or gave a bot;
+        the experiment's metadata), then timing, result and error."""
+        ids = self.experiment_ids(experiments)
+        records = Records([], [], {"started_at": "time", "result": "json"})
+        taken = set(_RUN_COLUMNS)
+        metrics = ""
+        for name, kind in self.metric_kinds(None if experiments is None else ids).items():
+            column = _columns(taken, "metric", name)
+            records.types[column] = kind
+            records.nested[column] = ("metrics", name)
+            metrics += (
+                f", (SELECT value FROM metrics WHERE run_id = r.id AND name = {_sql_literal(name)})"
+                f" AS {_quote(column)}"
+            )
+        found = self.fetch(
+            f"SELECT r.id AS run_id, r.experiment_id, e.name AS experiment, "
+            f"r.execution_index, r.status{metrics}, r.hyperparameters, r.started_at, "
+            f"r.duration_s, CASE WHEN r.result_format = 'repr' THEN json_quote(r.result) "
+            f"ELSE r.result END AS result, r.error_type, r.error_message "
+            f"FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+            f"WHERE r.experiment_id IN ({_literals(ids)}) "
+            f"ORDER BY r.experiment_id, r.execution_index"
+        )
+        at = found.columns.index("hyperparameters")
+        flat = _Hyperparameters(self)
+        texts = {row[at] for row in found.rows}
+        keys = flat.keys(texts)
+        prompts = [key for group, key in keys if group == "prompt"]
+        names = []
+        for group, key in keys:
+            if group == "prompt":
+                key = _version_column(key, prompts)
+            names.append(_columns(taken, group, key))
+            records.nested[names[-1]] = ("hyperparameters", names[-1])
+            if group == "prompt":
+                records.types[names[-1]] = "int"
+        records.columns = [*found.columns[:at], *names, *found.columns[at + 1 :]]
+        values = {text: flat.values(text, keys) for text in texts}
+        records.rows = [row[:at] + values[row[at]] + row[at + 1 :] for row in found.rows]
+        return records
+
+    def runs(self, experiments: str | Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per run of the given experiments (names or ids; default all), with
+        run id, execution index, status, one column per metric, the model and
+        other bot settings, prompt versions, metadata, call totals, duration,
+        result and error."""
+        return self.run_records(experiments).to_pandas()
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run with everything logged about it: status, result, error and
+        traceback, hyperparameters, the prompt versions it used, its metrics and
+        its calls (with their messages)."""
+        row = self.conn.execute(
+            "SELECT r.id AS run_id, r.experiment_id, e.name AS experiment, "
+            "r.execution_index, r.status, r.started_at, r.ended_at, r.duration_s, "
+            "r.result, r.result_format, r.error_type, r.error_message, r.traceback, "
+            "r.hyperparameters FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+            "WHERE r.id = ?",
+            [run_id],
+        ).fetchone()
+        if row is None:
+            raise ExperimentError(
+                f"No run with id {run_id!r} in {self.path}; list the runs of an experiment "
+                f"with `promptlog runs EXPERIMENT`."
+            )
+        run = dict(row)
+        fmt = run.pop("result_format")
+        if run["result"] is not None and fmt == "json":
+            run["result"] = json.loads(run["result"])
+        run["hyperparameters"] = json.loads(run["hyperparameters"] or "{}")
+        run["prompt_versions"] = self.fetch(
+            f"SELECT pv.id AS prompt_version_id, pv.name AS prompt, pv.version, pv.hash "
+            f"FROM prompt_versions pv WHERE pv.id IN "
+            f"(SELECT prompt_version_id FROM ({_used_by_runs('?')})) ORDER BY pv.name",
+            [run_id, run_id],
+        ).dicts()
+        run["metrics"] = {
+            name: _CONVERT[kind](value)
+            for name, value, kind in self.conn.execute(
+                "SELECT name, value, kind FROM metrics WHERE run_id = ? ORDER BY name", [run_id]
+            )
+        }
+        run["calls"] = self.call_records(run=run_id).dicts()
+        return run
 
     def summary(self, experiment: str) -> pd.DataFrame:
         """Per metric of one experiment: kind, n, mean, std, stderr and 95% CI. For
         bool metrics the mean is the pass rate and the interval is Wilson's."""
-        import pandas as pd
+        return self.summary_records(experiment).to_pandas()
 
+    def summary_records(self, experiment: str) -> Records:
+        """:meth:`summary` without pandas."""
         (experiment_id,) = self.experiment_ids(experiment)
-        rows = []
-        for name, kind in self.metric_kinds([experiment_id]).items():
-            values = [
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
-                    "WHERE r.experiment_id = ? AND m.name = ?",
-                    [experiment_id, name],
-                )
-            ]
-            rows.append({"metric": name, "kind": kind, **summarise(values, kind)})
+        values: dict[str, list[float]] = {}
+        kinds: dict[str, str] = {}
+        for name, value, kind in self.conn.execute(
+            "SELECT m.name, m.value, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
+            "WHERE r.experiment_id = ? ORDER BY m.name",
+            [experiment_id],
+        ):
+            values.setdefault(name, []).append(value)
+            kinds[name] = max(kinds.get(name, kind), kind)
         columns = ["metric", "kind", "n", "mean", "std", "stderr", "ci_low", "ci_high"]
-        return pd.DataFrame(rows, columns=columns).set_index("metric")
+        rows = [
+            tuple([name, kinds[name], *summarise(found, kinds[name]).values()])
+            for name, found in values.items()
+        ]
+        return Records(columns, rows, {"n": "int"}, index="metric")
+
+    # calls -------------------------------------------------------------------------
+
+    def call_records(
+        self,
+        experiments: str | Iterable[str] | None = None,
+        *,
+        run: str | None = None,
+        model: str | None = None,
+        prompt: str | PromptFunction | None = None,
+        limit: int | None = None,
+    ) -> Records:
+        """One row per call attempt, oldest first: the run and experiment it belongs
+        to, bot, model, status, tokens, cost, latency, the prompt versions its
+        messages came from, the messages, parameters and reply. ``limit`` keeps the
+        most recent calls."""
+        where, params = [], []
+        if experiments is not None:
+            ids = self.experiment_ids(experiments)
+            where.append(f"r.experiment_id IN ({_literals(ids)})")
+        if run is not None:
+            where.append("c.run_id = ?")
+            params.append(run)
+        if model is not None:
+            where.append("c.model = ?")
+            params.append(model)
+        if prompt is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM call_prompt_versions cpv JOIN prompt_versions pv "
+                "ON pv.id = cpv.prompt_version_id WHERE cpv.call_id = c.id AND pv.name = ?)"
+            )
+            params.append(self.prompt_name(prompt))
+        newest = "" if limit is None else f"ORDER BY c.id DESC LIMIT {int(limit)}"
+        found = self.fetch(
+            f"SELECT * FROM (SELECT c.id AS call_id, c.run_id, r.experiment_id, "
+            f"e.name AS experiment, r.execution_index, c.created_at, c.bot_name, c.bot_class, "
+            f"c.model, c.status, c.attempt, c.input_tokens, c.output_tokens, c.cost, "
+            f"c.latency_s, (SELECT group_concat(label, ', ') FROM (SELECT pv.name || ' v' || "
+            f"  pv.version AS label FROM call_prompt_versions cpv JOIN prompt_versions pv "
+            f"  ON pv.id = cpv.prompt_version_id WHERE cpv.call_id = c.id "
+            f"  ORDER BY cpv.position)) AS prompt_versions, "
+            f"c.messages, c.parameters, c.response_text, c.response_parsed, c.error "
+            f"FROM calls c LEFT JOIN runs r ON r.id = c.run_id "
+            f"LEFT JOIN experiments e ON e.id = r.experiment_id "
+            f"{'WHERE ' + ' AND '.join(where) if where else ''} {newest}) "
+            f"ORDER BY call_id",
+            params,
+        )
+        found.types = {
+            "created_at": "time",
+            "messages": "json",
+            "parameters": "json",
+            "response_parsed": "json",
+        }
+        return found
+
+    def calls(
+        self,
+        experiments: str | Iterable[str] | None = None,
+        *,
+        run: str | None = None,
+        model: str | None = None,
+        prompt: str | PromptFunction | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per call attempt (filter by experiments, run, model or prompt):
+        tokens, cost, latency, prompt versions, messages and reply."""
+        return self.call_records(
+            experiments, run=run, model=model, prompt=prompt, limit=limit
+        ).to_pandas()
+
+    # prompts ---------------------------------------------------------------------------
+
+    def prompt_records(self) -> Records:
+        """One row per prompt name: role, number of versions, the latest version
+        and its hash, when the prompt first appeared and last changed."""
+        return self.fetch(
+            "SELECT pv.name AS prompt, latest.role, COUNT(*) AS versions, "
+            "latest.version AS latest_version, latest.hash AS latest_hash, "
+            "MIN(pv.created_at) AS created_at, latest.created_at AS changed_at "
+            "FROM prompt_versions pv JOIN prompt_versions latest ON latest.name = pv.name "
+            "AND latest.version = (SELECT MAX(version) FROM prompt_versions x "
+            "  WHERE x.name = pv.name) "
+            "GROUP BY pv.name ORDER BY pv.name",
+            created_at="time",
+            changed_at="time",
+        )
+
+    def prompts(self) -> pd.DataFrame:
+        """One row per prompt name: role, versions, latest version, first and last change."""
+        return self.prompt_records().to_pandas()
+
+    def prompt_version_records(self, prompt: str | PromptFunction | None = None) -> Records:
+        """One row per prompt version (of one prompt, or all): number, role, hash,
+        when it appeared, the version before it, and the template."""
+        name = None if prompt is None else self.prompt_name(prompt)
+        return self.fetch(
+            "SELECT id AS prompt_version_id, name AS prompt, version, role, hash, created_at, "
+            "previous_version_id, template FROM prompt_versions "
+            f"{'WHERE name = ?' if name else ''} ORDER BY name, version",
+            [name] if name else [],
+            created_at="time",
+            previous_version_id="int",
+        )
+
+    def prompt_versions(self, prompt: str | PromptFunction | None = None) -> pd.DataFrame:
+        """Every version of one prompt (or of all prompts) with its template."""
+        return self.prompt_version_records(prompt).to_pandas()
+
+    def prompt_history_records(self, prompt: str | PromptFunction) -> Records:
+        """For one prompt, each version with when it appeared and, for every
+        experiment whose runs used it, the number of runs and the mean of each
+        metric, so that a person sees what each edit did. A version no experiment
+        used has one row with no experiment."""
+        name = self.prompt_name(prompt)
+        version_ids = "SELECT id FROM prompt_versions WHERE name = ?"
+        usage = (
+            f"SELECT run_id, prompt_version_id FROM run_prompt_versions "
+            f"WHERE prompt_version_id IN ({version_ids}) "
+            f"UNION SELECT c.run_id, cpv.prompt_version_id FROM call_prompt_versions cpv "
+            f"JOIN calls c ON c.id = cpv.call_id "
+            f"WHERE cpv.prompt_version_id IN ({version_ids}) AND c.run_id IS NOT NULL"
+        )
+        kinds = self.conn.execute(
+            f"SELECT m.name, MAX(m.kind) FROM ({usage}) u "
+            f"JOIN metrics m ON m.run_id = u.run_id GROUP BY m.name ORDER BY m.name",
+            [name, name],
+        ).fetchall()
+        taken = set(_HISTORY_COLUMNS)
+        records = Records([], [], {"created_at": "time"})
+        pivot = ""
+        for metric, _ in kinds:
+            column = _columns(taken, "metric", metric)
+            records.types[column] = "float"
+            records.nested[column] = ("metrics", metric)
+            pivot += (
+                f", AVG(CASE WHEN m.name = {_sql_literal(metric)} THEN m.value END) "
+                f"AS {_quote(column)}"
+            )
+        found = self.fetch(
+            f"SELECT pv.id AS prompt_version_id, pv.version, pv.hash, pv.created_at, "
+            f"e.id AS experiment_id, e.name AS experiment, COUNT(DISTINCT r.id) AS runs{pivot} "
+            f"FROM prompt_versions pv LEFT JOIN ({usage}) u ON u.prompt_version_id = pv.id "
+            f"LEFT JOIN runs r ON r.id = u.run_id "
+            f"LEFT JOIN experiments e ON e.id = r.experiment_id "
+            f"LEFT JOIN metrics m ON m.run_id = r.id "
+            f"WHERE pv.name = ? GROUP BY pv.id, e.id ORDER BY pv.version, e.created_at, e.id",
+            [name, name, name],
+        )
+        records.columns, records.rows = found.columns, found.rows
+        return records
+
+    def prompt_history(self, prompt: str | PromptFunction) -> pd.DataFrame:
+        """Each version of one prompt with when it appeared and, per experiment that
+        used it, its runs and metric means (bool metrics: pass rates)."""
+        return self.prompt_history_records(prompt).to_pandas()
+
+    # the whole file ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Where the log is, how big, and how many of each thing it holds."""
+        row = self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM experiments) AS experiments, "
+            "(SELECT COUNT(*) FROM runs) AS runs, "
+            "(SELECT COUNT(*) FROM runs WHERE status = 'failed') AS failed_runs, "
+            "(SELECT COUNT(*) FROM metrics) AS metrics, "
+            "(SELECT COUNT(*) FROM calls) AS calls, "
+            "(SELECT COUNT(DISTINCT name) FROM prompt_versions) AS prompts, "
+            "(SELECT COUNT(*) FROM prompt_versions) AS prompt_versions, "
+            "(SELECT SUM(cost) FROM calls) AS cost, "
+            "MAX((SELECT MAX(created_at) FROM experiments), "
+            "    COALESCE((SELECT created_at FROM calls ORDER BY id DESC LIMIT 1), '')) "
+            "AS last_activity"
+        ).fetchone()
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+            if p.exists()
+        )
+        return {"path": str(self.path), "size_bytes": size, **dict(row)}
+
+    # comparisons and plots ---------------------------------------------------------
+
+    def compare(
+        self, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None = None
+    ) -> Comparison:
+        """Compare two experiments' metrics; see :func:`compare`."""
+        return _compare(self, experiment_a, experiment_b, metrics)
+
+    def metric_values(
+        self,
+        metric: str,
+        experiments: str | Iterable[str] | None = None,
+        *,
+        prompt: str | PromptFunction | None = None,
+    ) -> Records:
+        """Every value of one metric with its group: the experiment (``label``:
+        its name, with the id's tail where names repeat), or with ``prompt`` the
+        version of that prompt each run used."""
+        ids = self.experiment_ids(experiments)
+        kind = self.metric_kinds(ids).get(metric)
+        if kind is None:
+            raise ExperimentError(
+                f"No metric {metric!r} is logged for these experiments; their metrics are "
+                f"{', '.join(self.metric_kinds(ids)) or 'none'}."
+            )
+        selected = f"SELECT id FROM runs WHERE experiment_id IN ({_literals(ids)})"
+        if prompt is None:
+            label = (
+                "e.name || CASE WHEN (SELECT COUNT(*) FROM experiments x WHERE x.name = e.name "
+                f"AND x.id IN ({_literals(ids)})) > 1 THEN ' ' || substr(e.id, -6) ELSE '' END"
+            )
+            join = ""
+        else:
+            label = "g.label"
+            join = (
+                f"JOIN (SELECT u.run_id, 'v' || MAX(pv.version) AS label "
+                f"FROM ({_used_by_runs(selected)}) u "
+                f"JOIN prompt_versions pv ON pv.id = u.prompt_version_id "
+                f"WHERE pv.name = {_sql_literal(self.prompt_name(prompt))} "
+                f"GROUP BY u.run_id) g ON g.run_id = r.id "
+            )
+        found = self.fetch(
+            f"SELECT {label} AS label, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
+            f"JOIN experiments e ON e.id = r.experiment_id {join}"
+            f"WHERE m.name = ? AND r.experiment_id IN ({_literals(ids)}) "
+            f"ORDER BY r.experiment_id, r.execution_index",
+            [metric],
+        )
+        found.types["value"] = kind
+        return found
+
+
+# How wide a metric kind is: a metric logged as int in one run and float in
+# another is a float metric.
+_WIDTH = {"bool": 0, "int": 1, "float": 2}
+# Every metric name with its widest kind, found by skipping through the index on
+# metrics(name, kind) (a few seeks per name) rather than reading every value.
+_ALL_METRIC_KINDS = """
+WITH RECURSIVE names(name) AS (
+    SELECT MIN(name) FROM metrics
+    UNION ALL
+    SELECT (SELECT MIN(name) FROM metrics WHERE name > names.name)
+    FROM names WHERE name IS NOT NULL
+)
+SELECT name, CASE
+    WHEN EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = 'float') THEN 'float'
+    WHEN EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = 'int') THEN 'int'
+    ELSE 'bool' END
+FROM names WHERE name IS NOT NULL
+"""
+
+_EXPERIMENT_COLUMNS = (
+    "experiment_id", "experiment", "status", "created_at", "finished_at", "num_executions",
+    "runs", "succeeded", "failed", "interrupted", "duration_s",
+)  # fmt: skip
+_EXPERIMENT_TYPES = {"created_at": "time", "finished_at": "time"}
+_RUN_COLUMNS = (
+    "run_id", "experiment_id", "experiment", "execution_index", "status", "started_at",
+    "duration_s", "result", "error_type", "error_message",
+)  # fmt: skip
+
+
+class _Hyperparameters:
+    """Flattens runs' hyperparameters into columns, decoding each distinct JSON text
+    once: the runs of an experiment nearly always share theirs."""
+
+    def __init__(self, log: Log):
+        self._log = log
+        self._cache: dict[str | None, dict[tuple[str, str], Any]] = {}
+        self._versions: dict[int, tuple[str, int]] | None = None
+
+    def _version(self, version_id: Any) -> tuple[str, int] | None:
+        if self._versions is None:
+            self._versions = {
+                row[0]: (row[1], row[2])
+                for row in self._log.conn.execute("SELECT id, name, version FROM prompt_versions")
+            }
+        return self._versions.get(version_id)
+
+    def flatten(self, text: str | None) -> dict[tuple[str, str], Any]:
+        """(group, key) -> value for one run: ("bot", "model"), ("prompt", name), …"""
+        found = self._cache.get(text)
+        if found is not None:
+            return found
+        data = json.loads(text or "{}")
+        found = {}
+        bots = [bot for bot in data.get("bots", []) if isinstance(bot, dict)]
+        for key in dict.fromkeys(k for bot in bots for k in bot if k not in _BOT_IDENTITY):
+            values = list(dict.fromkeys(_scalar(bot.get(key)) for bot in bots if key in bot))
+            found[("bot", key)] = values[0] if len(values) == 1 else ", ".join(map(str, values))
+        version_ids = [p.get("id") for p in data.get("prompt_versions", [])]
+        version_ids += [bot.get("system_prompt_version_id") for bot in bots]
+        for version_id in version_ids:
+            named = self._version(version_id)
+            if named is not None:
+                key = ("prompt", named[0])
+                found[key] = max(found.get(key, 0), named[1])
+        for key, value in (data.get("metadata") or {}).items():
+            found[("metadata", key)] = _scalar(value)
+        self._cache[text] = found
+        return found
+
+    def keys(self, texts: Iterable[str | None]) -> list[tuple[str, str]]:
+        """The (group, key) pairs of all these runs: model and temperature first,
+        then other bot settings, prompts and metadata keys, each sorted."""
+        found = dict.fromkeys(key for text in texts for key in self.flatten(text))
+        order = {"bot": 0, "prompt": 1, "metadata": 2}
+        return sorted(
+            found,
+            key=lambda k: (order[k[0]], k != ("bot", "model"), k != ("bot", "temperature"), k[1]),
+        )
+
+    def values(self, text: str | None, keys: list[tuple[str, str]]) -> tuple[Any, ...]:
+        found = self.flatten(text)
+        return tuple(found.get(key) for key in keys)
+
+
+def _scalar(value: Any) -> Any:
+    """A hyperparameter value fit for one cell: lists and dicts as JSON text."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def _version_column(name: str, names: list[str]) -> str:
+    """``namer_user_version``; the full name where two prompts share the last part."""
+    label = short_name(name)
+    if sum(short_name(other) == label for other in names) > 1:
+        label = name
+    return f"{label}_version"
+_HISTORY_COLUMNS = (
+    "prompt_version_id", "version", "hash", "created_at", "experiment_id", "experiment", "runs",
+)  # fmt: skip
 
 
 def summarise(values: list[float], kind: str) -> dict[str, float]:
@@ -166,15 +791,424 @@ def summarise(values: list[float], kind: str) -> dict[str, float]:
     return result
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001
     """Open a log for reading (default: the current log, see ``promptlog path``)."""
     return Log(path)
 
 
-def compare(*args: Any, **kwargs: Any) -> Any:
-    """Compare two experiments' metrics (see :mod:`promptlog.read`)."""
-    raise NotImplementedError
+# --- comparing two experiments ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric in two experiments: B minus A with its 95% interval.
+
+    Paired, the means are over the pairs that have the metric on both sides,
+    the interval is the paired t interval of the differences and, for a bool
+    metric, ``p_value`` is the exact McNemar test on the discordant pairs
+    (``a_only``: pass in A only, ``b_only``: pass in B only). Unpaired, the
+    interval and p are Welch's.
+    """
+
+    metric: str
+    kind: str
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+    a_only: int | None = None
+    b_only: int | None = None
+
+
+@dataclass(frozen=True)
+class PromptChange:
+    """A prompt whose versions differ between two experiments; ``diff`` is set when
+    each experiment used exactly one version of it."""
+
+    prompt: str
+    versions_a: tuple[int, ...]
+    versions_b: tuple[int, ...]
+    diff: PromptDiff | None
+
+    @property
+    def title(self) -> str:
+        """``Prompt x.namer_user: A used v1, B used v2``."""
+
+        def versions(numbers: tuple[int, ...]) -> str:
+            return ", ".join(f"v{n}" for n in numbers) or "not used"
+
+        return (
+            f"Prompt {self.prompt}: A used {versions(self.versions_a)}, "
+            f"B used {versions(self.versions_b)}"
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What changed between two experiments, and what it did to their metrics.
+
+    ``pairing`` is ``"input"`` (runs matched by the user messages of their first
+    call), ``"execution_index"`` or ``"unpaired"``; ``note`` says it in words.
+    """
+
+    a: dict[str, Any]
+    b: dict[str, Any]
+    pairing: str
+    note: str
+    metrics: list[MetricComparison]
+    prompt_changes: list[PromptChange]
+    setting_changes: dict[str, tuple[list[Any], list[Any]]]
+
+    def records(self) -> Records:
+        """One row per metric, pandas-free."""
+        columns = list(MetricComparison.__dataclass_fields__)
+        rows = [tuple(getattr(m, c) for c in columns) for m in self.metrics]
+        return Records(
+            columns, rows, {"n_a": "int", "n_b": "int", "a_only": "int", "b_only": "int"},
+            index="metric",
+        )
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per metric: means, difference (B - A), 95% CI, p-value, test."""
+        return self.records().to_pandas()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The comparison as JSON-able data (the ``promptlog compare --json`` form)."""
+        return {
+            "a": self.a,
+            "b": self.b,
+            "pairing": self.pairing,
+            "note": self.note,
+            "metrics": [_json_safe(m.__dict__) for m in self.metrics],
+            "prompt_changes": [
+                {
+                    "prompt": change.prompt,
+                    "versions_a": list(change.versions_a),
+                    "versions_b": list(change.versions_b),
+                    "diff": change.diff.unified if change.diff else None,
+                }
+                for change in self.prompt_changes
+            ],
+            "setting_changes": {
+                key: {"a": a, "b": b} for key, (a, b) in self.setting_changes.items()
+            },
+        }
+
+    def _title(self, side: dict[str, Any]) -> str:
+        return f"{side['experiment']} ({side['experiment_id']}, {side['runs']} runs)"
+
+    def __str__(self) -> str:
+        lines = [f"A: {self._title(self.a)}", f"B: {self._title(self.b)}", self.note, ""]
+        for m in self.metrics:
+            lines.append(
+                f"{m.metric}: A {format_value(m.mean_a, m.kind)}, B "
+                f"{format_value(m.mean_b, m.kind)}, B - A {format_difference(m)}, "
+                f"p = {format_p(m.p_value)} ({m.test})"
+            )
+        for key, (a, b) in self.setting_changes.items():
+            lines.append(f"{key}: A {', '.join(map(str, a))}; B {', '.join(map(str, b))}")
+        for change in self.prompt_changes:
+            lines.append("")
+            lines.append(change.title)
+            if change.diff is not None:
+                lines.append(change.diff.unified.rstrip("\n"))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(m.metric)}</td><td>{m.kind}</td>"
+            f"<td>{format_value(m.mean_a, m.kind)}</td><td>{format_value(m.mean_b, m.kind)}</td>"
+            f"<td>{html.escape(format_difference(m))}</td><td>{format_p(m.p_value)}</td>"
+            f"<td>{'' if m.a_only is None else f'{m.a_only} / {m.b_only}'}</td>"
+            f"<td>{m.test}</td></tr>"
+            for m in self.metrics
+        )
+        parts = [
+            f"<p><b>A</b>: {html.escape(self._title(self.a))}<br>"
+            f"<b>B</b>: {html.escape(self._title(self.b))}<br>{html.escape(self.note)}</p>",
+            "<table><thead><tr><th>metric</th><th>kind</th><th>A</th><th>B</th>"
+            "<th>B - A [95% CI]</th><th>p</th><th>A only / B only</th><th>test</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>",
+        ]
+        if self.setting_changes:
+            items = "".join(
+                f"<li>{html.escape(key)}: A {html.escape(', '.join(map(str, a)))}; "
+                f"B {html.escape(', '.join(map(str, b)))}</li>"
+                for key, (a, b) in self.setting_changes.items()
+            )
+            parts.append(f"<p>Settings that differ:</p><ul>{items}</ul>")
+        for change in self.prompt_changes:
+            parts.append(f"<p>{html.escape(change.title)}</p>")
+            if change.diff is not None:
+                parts.append(change.diff._repr_html_())
+        return "\n".join(parts)
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
+
+
+def format_value(value: float | None, kind: str) -> str:
+    """A metric value or mean as a person reads it: pass rates as percentages."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "bool":
+        return f"{value:.0%}" if value in (0, 1) else f"{value:.1%}"
+    return f"{value:.4g}"
+
+
+def format_difference(m: MetricComparison) -> str:
+    """``+0.12 [+0.03, +0.21]``; percentage points for bool metrics."""
+    if math.isnan(m.difference):
+        return "-"
+    scale, unit, spec = (100, " pp", "+.1f") if m.kind == "bool" else (1, "", "+.3g")
+    text = format(m.difference * scale, spec)
+    if not math.isnan(m.ci_low):
+        text += f" [{m.ci_low * scale:{spec}}, {m.ci_high * scale:{spec}}]"
+    return text + unit
+
+
+def format_p(p: float) -> str:
+    if math.isnan(p):
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _run_inputs(log: Log, experiment_id: str) -> list[tuple[str, int, str | None]]:
+    """(run id, execution index, input) of each run: the input is the user messages
+    of the run's first call, when it made one."""
+    rows = log.conn.execute(
+        "SELECT r.id, r.execution_index, (SELECT c.messages FROM calls c "
+        "WHERE c.run_id = r.id ORDER BY c.id LIMIT 1) FROM runs r "
+        "WHERE r.experiment_id = ? ORDER BY r.execution_index",
+        [experiment_id],
+    ).fetchall()
+    result = []
+    for run_id, index, messages in rows:
+        user = None
+        if messages:
+            user = json.dumps(
+                [m.get("content") for m in json.loads(messages) if m.get("role") == "user"]
+            )
+        result.append((run_id, index, user))
+    return result
+
+
+def _pairs(
+    runs_a: list[tuple[str, int, str | None]], runs_b: list[tuple[str, int, str | None]]
+) -> tuple[str, list[tuple[str, str]]]:
+    """How to pair two experiments' runs, and the pairs (run id in A, run id in B)."""
+    if len(runs_a) != len(runs_b):
+        return "unpaired", []
+    inputs_a = [run[2] for run in runs_a]
+    inputs_b = [run[2] for run in runs_b]
+    if (
+        None not in inputs_a
+        and len(set(inputs_a)) > 1
+        and Counter(inputs_a) == Counter(inputs_b)
+    ):
+        # Equal inputs pair in execution order: (input, how many times seen before).
+        def keyed(runs: list[tuple[str, int, str | None]]) -> dict[tuple[Any, int], str]:
+            seen: Counter[Any] = Counter()
+            keys = {}
+            for run_id, _, user in runs:
+                keys[(user, seen[user])] = run_id
+                seen[user] += 1
+            return keys
+
+        keys_a, keys_b = keyed(runs_a), keyed(runs_b)
+        return "input", [(keys_a[k], keys_b[k]) for k in keys_a]
+    by_index = {index: run_id for run_id, index, _ in runs_b}
+    return "execution_index", [
+        (run_id, by_index[index]) for run_id, index, _ in runs_a if index in by_index
+    ]
+
+
+def _compare_metric(
+    name: str,
+    kind: str,
+    values_a: dict[str, float],
+    values_b: dict[str, float],
+    pairs: list[tuple[str, str]] | None,
+) -> MetricComparison:
+    if pairs is None:
+        a, b = list(values_a.values()), list(values_b.values())
+        result = stats.welch_difference(a, b)
+        return MetricComparison(
+            name, kind, len(a), len(b), _mean(a), _mean(b), result["difference"],
+            result["ci_low"], result["ci_high"], result["p_value"], "Welch t",
+        )  # fmt: skip
+    both = [(values_a[x], values_b[y]) for x, y in pairs if x in values_a and y in values_b]
+    a = [x for x, _ in both]
+    b = [y for _, y in both]
+    result = stats.paired_difference(a, b)
+    a_only = b_only = None
+    p, test = result["p_value"], "paired t"
+    if kind == "bool":
+        a_only = sum(x > y for x, y in both)
+        b_only = sum(y > x for x, y in both)
+        p, test = stats.mcnemar_exact(a_only, b_only), "McNemar exact"
+    return MetricComparison(
+        name, kind, len(a), len(b), _mean(a), _mean(b), result["difference"],
+        result["ci_low"], result["ci_high"], p, test, a_only, b_only,
+    )  # fmt: skip
+
+
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def _experiment_info(log: Log, experiment_id: str) -> dict[str, Any]:
+    row = log.conn.execute(
+        "SELECT e.id AS experiment_id, e.name AS experiment, e.created_at, e.status, "
+        "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS runs "
+        "FROM experiments e WHERE e.id = ?",
+        [experiment_id],
+    ).fetchone()
+    return dict(row)
+
+
+def _versions_used(log: Log, experiment_id: str) -> dict[str, list[dict[str, Any]]]:
+    selected = "SELECT id FROM runs WHERE experiment_id = ?"
+    rows = log.conn.execute(
+        f"SELECT id, name, role, template, hash, version, created_at FROM prompt_versions "
+        f"WHERE id IN (SELECT prompt_version_id FROM ({_used_by_runs(selected)})) "
+        f"ORDER BY name, version",
+        [experiment_id, experiment_id],
+    )
+    used: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        used.setdefault(row["name"], []).append(dict(row))
+    return used
+
+
+def _settings(log: Log, experiment_id: str) -> dict[str, list[Any]]:
+    rows = log.conn.execute(
+        f"SELECT DISTINCT s.key, s.value FROM runs r, json_each(r.hyperparameters, '$.bots') b, "
+        f"json_each(b.value) s WHERE r.experiment_id = ? "
+        f"AND s.key NOT IN ({_literals(_BOT_IDENTITY)}) "
+        f"ORDER BY s.key, s.value",
+        [experiment_id],
+    )
+    found: dict[str, list[Any]] = {}
+    for key, value in rows:
+        found.setdefault(key, []).append(value)
+    return found
+
+
+def _compare(
+    log: Log, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None
+) -> Comparison:
+    from .diff import PromptDiff
+    from .prompts import PromptVersion
+
+    (id_a,) = log.experiment_ids(experiment_a)
+    (id_b,) = log.experiment_ids(experiment_b)
+    kinds = log.metric_kinds([id_a, id_b])
+    if metrics is not None:
+        wanted = [metrics] if isinstance(metrics, str) else list(metrics)
+        unknown = [name for name in wanted if name not in kinds]
+        if unknown:
+            raise ExperimentError(
+                f"Neither experiment has a metric named {unknown[0]!r}; their metrics are "
+                f"{', '.join(kinds) or 'none'}."
+            )
+        kinds = {name: kinds[name] for name in wanted}
+    runs_a, runs_b = _run_inputs(log, id_a), _run_inputs(log, id_b)
+    pairing, pairs = _pairs(runs_a, runs_b)
+    if pairing == "unpaired":
+        note = (
+            f"Unpaired (Welch): A has {len(runs_a)} runs and B has {len(runs_b)}, so runs "
+            f"cannot be matched one to one."
+        )
+    elif pairing == "input":
+        note = f"Paired by input: {len(pairs)} runs of A matched to runs of B with the same input."
+    else:
+        note = f"Paired by execution index: {len(pairs)} pairs of runs."
+    values: dict[str, dict[str, dict[str, float]]] = {id_a: {}, id_b: {}}
+    for run_id, experiment_id, name, value in log.conn.execute(
+        "SELECT m.run_id, r.experiment_id, m.name, m.value FROM metrics m "
+        "JOIN runs r ON r.id = m.run_id WHERE r.experiment_id IN (?, ?)",
+        [id_a, id_b],
+    ):
+        values[experiment_id].setdefault(name, {})[run_id] = value
+    compared = [
+        _compare_metric(
+            name,
+            kind,
+            values[id_a].get(name, {}),
+            values[id_b].get(name, {}),
+            None if pairing == "unpaired" else pairs,
+        )
+        for name, kind in kinds.items()
+    ]
+    used_a, used_b = _versions_used(log, id_a), _versions_used(log, id_b)
+    changes = []
+    for name in sorted(set(used_a) | set(used_b)):
+        a, b = used_a.get(name, []), used_b.get(name, [])
+        if [v["id"] for v in a] == [v["id"] for v in b]:
+            continue
+        diff = None
+        if len(a) == 1 and len(b) == 1:
+            diff = PromptDiff(PromptVersion.from_row(a[0]), PromptVersion.from_row(b[0]))
+        changes.append(
+            PromptChange(name, tuple(v["version"] for v in a), tuple(v["version"] for v in b), diff)
+        )
+    settings_a, settings_b = _settings(log, id_a), _settings(log, id_b)
+    setting_changes = {
+        key: (settings_a.get(key, []), settings_b.get(key, []))
+        for key in sorted(set(settings_a) | set(settings_b))
+        if settings_a.get(key) != settings_b.get(key)
+    }
+    return Comparison(
+        _experiment_info(log, id_a),
+        _experiment_info(log, id_b),
+        pairing,
+        note,
+        compared,
+        changes,
+        setting_changes,
+    )
+
+
+def compare(
+    experiment_a: str,
+    experiment_b: str,
+    metrics: Iterable[str] | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+) -> Comparison:
+    """Compare two experiments (each a name, meaning its latest experiment, or an id).
+
+    Runs are paired by execution index, or by input where both experiments' runs
+    sent the same user messages; each metric gets the mean on each side, the
+    difference B - A with its 95% interval (paired t) and a p-value (the exact
+    McNemar test for bool metrics). When the run counts differ the comparison is
+    unpaired (Welch) and says so. The result also lists the prompt versions and
+    bot settings that differ, with the diff of each changed prompt.
+    """
+    with Log(path) as log:
+        return log.compare(experiment_a, experiment_b, metrics)
+
+
+# --- HTML ---------------------------------------------------------------------------
+
+
+def html_table(records: Records, limit: int = 50) -> str:
+    """A small HTML table of records, for notebooks (no pandas needed)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in records.columns)
+    body = []
+    for item in records.dicts()[:limit]:
+        cells = "".join(
+            f"<td>{html.escape('' if v is None else str(v))}</td>" for v in item.values()
+        )
+        body.append(f"<tr>{cells}</tr>")
+    more = (
+        f"<p>… {len(records) - limit} more rows</p>" if len(records) > limit else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
