@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import PromptNotFoundError
@@ -35,7 +35,12 @@ class PromptDiff:
     @property
     def unified(self) -> str:
         """The unified diff of the two templates ("" when they are the same)."""
-        text = unified_diff(self.a, self.b)
+        # Templates do not end in a newline, and prompts.unified_diff splits keeping
+        # line ends: without one added, an unchanged last line shows as changed.
+        text = unified_diff(
+            replace(self.a, template=self.a.template + "\n"),
+            replace(self.b, template=self.b.template + "\n"),
+        )
         if self.a.role != self.b.role:
             text = f"role: {self.a.role} -> {self.b.role}\n" + text
         return text
