@@ -5,12 +5,18 @@
 
 ``str()`` of the result is a unified diff, as ``promptlog diff`` prints it; in a
 notebook it shows as a side-by-side HTML table.
+
+The function and this module share the name ``promptlog.diff``: once Python has
+imported the module, ``promptlog.diff`` (and ``from promptlog import diff``) is
+the module, so the module is callable and calling it calls :func:`diff`.
 """
 
 from __future__ import annotations
 
 import difflib
 import html
+import sys
+import types
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -115,3 +121,13 @@ def diff(
             )
         return PromptDiff(history[position - 1], version_b)
     return PromptDiff(find_version(prompt, a, default=-2), find_version(prompt, b, default=-1))
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(
+        self, prompt: PromptFunction | str, a: int | str | None = None, b: int | str | None = None
+    ) -> PromptDiff:
+        return diff(prompt, a, b)
+
+
+sys.modules[__name__].__class__ = _CallableModule

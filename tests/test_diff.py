@@ -100,3 +100,16 @@ def test_unknown_prompts_and_versions_are_clear_errors():
     assistant(V1, module="other")
     with pytest.raises(PromptNotFoundError, match="ambiguous.*diffs.assistant, other.assistant"):
         promptlog.diff("assistant")
+
+
+def test_promptlog_diff_is_callable_whichever_import_came_first():
+    import importlib
+
+    module = importlib.import_module("promptlog.diff")  # as compare and the CLI do
+    assistant(V1)
+    assistant(V2)
+    from promptlog import diff
+
+    assert diff("assistant").b.version == 2
+    assert promptlog.diff("assistant").b.version == 2
+    assert module.diff("assistant", 1, 2).changed
