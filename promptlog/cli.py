@@ -1,0 +1,608 @@
+"""The ``promptlog`` command: read the log in a terminal, diff and compare, export,
+open it in datasette, run the demo.
+
+A thin face over :mod:`promptlog.read`, :mod:`promptlog.diff` and
+:mod:`promptlog.ui`: each command parses its arguments, asks the library,
+prints. Reading commands never import litellm or pandas, so they answer at
+once; ``--json`` prints a stable machine-readable form (documented in
+docs/reading.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__, store
+from .errors import PromptlogError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .read import Log, Records
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Help is wrapped at 80 columns whatever the terminal, so docs/reading.md can
+# include it verbatim (cog checks it stays in sync).
+CONTEXT_SETTINGS = {
+    "help_option_names": ["-h", "--help"],
+    "max_content_width": 80,
+    "terminal_width": 80,
+}
+
+
+def _first_sentence(text: str) -> str:
+    sentence = re.split(r"(?<=[.;])\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
+    return sentence if sentence.endswith((".", "?", "!")) else sentence.rstrip(";") + "."
+
+
+class _Group(click.Group):
+    """Turns promptlog's own errors into one sentence and exit status 1, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PromptlogError as error:
+            raise click.ClickException(_first_sentence(str(error))) from None
+
+
+@contextmanager
+def _log_path(path: str | None) -> Iterator[None]:
+    """Make ``path`` the log for this command, as PROMPTLOG_DB would."""
+    if path is None:
+        yield
+        return
+    before = os.environ.get(store.ENV_VAR)
+    os.environ[store.ENV_VAR] = path
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(store.ENV_VAR, None)
+        else:
+            os.environ[store.ENV_VAR] = before
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="promptlog")
+@click.option(
+    "--db",
+    "db",
+    metavar="PATH",
+    help="The log to read (default: $PROMPTLOG_DB, else message_log.db at the project root).",
+)
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Read what promptlog logged: experiments, runs, calls and prompt versions.
+
+    Run `promptlog demo` for a first log, then `promptlog experiments`.
+    """
+    ctx.with_resource(_log_path(db))
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def _open() -> Log:
+    from .read import Log
+
+    return Log()
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Rich follows the terminal's width and colours; piped, it prints plain
+    # text 80 columns wide.
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _table(*columns: str | tuple[str, dict[str, Any]]) -> Table:
+    """A borderless table; a column is a header, or (header, rich column options)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in columns:
+        header, options = column if isinstance(column, tuple) else (column, {})
+        justify = "right" if header in _NUMERIC else "left"
+        table.add_column(header, **{"justify": justify, "overflow": "fold", **options})
+    return table
+
+
+# An id column never wraps, so it can be copied from the terminal.
+_ID = {"min_width": 26, "no_wrap": True}
+_NUMERIC = {"#", "runs", "versions", "tokens", "cost", "latency", "p"}
+
+
+def _when(stamp: str | None) -> str:
+    """``2025-05-14 10:38`` from a UTC ISO 8601 timestamp."""
+    return "" if not stamp else stamp[:16].replace("T", " ")
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _metric_lines(item: dict[str, Any], kinds: dict[str, str]) -> str:
+    from .read import format_value
+
+    return "\n".join(
+        f"{name} {format_value(value, kinds.get(name, 'float'))}"
+        for name, value in item["metrics"].items()
+        if value is not None
+    )
+
+
+def _no_rows(what: str) -> None:
+    click.echo(f"No {what} in {store.db_path()}.")
+
+
+# --- the log itself ---------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+def path(as_json: bool) -> None:
+    """Print where the log is."""
+    where = store.db_path()
+    if as_json:
+        _echo_json({"path": str(where), "exists": where.exists()})
+    else:
+        click.echo(str(where))
+
+
+@cli.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Counts of what the log holds, and its size."""
+    with _open() as log:
+        found = log.status()
+    if as_json:
+        _echo_json(found)
+        return
+    size = found["size_bytes"]
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+    cost = found["cost"]
+    click.echo(
+        f"log:         {found['path']} ({shown})\n"
+        f"experiments: {found['experiments']:,}\n"
+        f"runs:        {found['runs']:,} ({found['failed_runs']:,} failed)\n"
+        f"metrics:     {found['metrics']:,}\n"
+        f"calls:       {found['calls']:,}"
+        + (f" (cost ${cost:,.4f})" if cost else "")
+        + "\n"
+        f"prompts:     {found['prompts']:,} ({found['prompt_versions']:,} versions)\n"
+        f"last change: {_when(found['last_activity']) or '-'}"
+    )
+
+
+# --- experiments and runs ---------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "-n", "--limit", default=20, show_default=True, help="Show the latest N (0 for all)."
+)
+@json_option
+def experiments(limit: int, as_json: bool) -> None:
+    """List experiments, oldest first, with their runs and metric means."""
+    with _open() as log:
+        records = log.experiment_records()
+        kinds = log.metric_kinds() if not as_json else {}
+    if limit:
+        records.rows = records.rows[-limit:]
+    items = records.dicts(nest=True)
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        _no_rows("experiments")
+        return
+    table = _table(("experiment / id", _ID), "created", "runs", "metric means")
+    for item in items:
+        runs = str(item["runs"])
+        problems = [
+            f"{item[key]} {key}" for key in ("failed", "interrupted") if item[key]
+        ]
+        if problems:
+            runs += f"\n({', '.join(problems)})"
+        table.add_row(
+            f"{item['experiment']}\n[dim]{item['experiment_id']}[/]",
+            _when(item["created_at"]),
+            runs,
+            _metric_lines(item, kinds),
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.argument("experiment")
+@json_option
+def runs(experiment: str, as_json: bool) -> None:
+    """List the runs of EXPERIMENT (a name, meaning its latest, or an id)."""
+    from rich.markup import escape
+
+    from .read import format_value
+
+    with _open() as log:
+        records = log.run_records(experiment)
+    items = records.dicts(nest=True)
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        _no_rows(f"runs of {experiment!r}")
+        return
+    metrics = records.group("metrics")
+    kinds = {key: records.types.get(column, "float") for column, key in metrics.items()}
+    first = items[0]
+    settings = ", ".join(
+        f"{key} {value}"
+        for key, value in first["hyperparameters"].items()
+        if value is not None and all(i["hyperparameters"].get(key) == value for i in items)
+    )
+    console = _console()
+    console.print(f"{escape(first['experiment'])} ({first['experiment_id']})")
+    if settings:
+        console.print(f"same in every run: {escape(settings)}")
+    table = _table("#", ("run_id", _ID), "status", *metrics.values())
+    for item in items:
+        status_text = item["status"]
+        if item["error_type"]:
+            status_text += f"\n{item['error_type']}"
+        table.add_row(
+            str(item["execution_index"]),
+            item["run_id"],
+            status_text,
+            *(format_value(item["metrics"][key], kinds[key]) for key in metrics.values()),
+        )
+    console.print(table)
+
+
+@cli.command()
+@click.argument("run_id")
+@json_option
+def show(run_id: str, as_json: bool) -> None:
+    """Show one run: status, result, error, metrics, and its calls with messages."""
+    with _open() as log:
+        run = log.run(run_id)
+    if as_json:
+        _echo_json(run)
+        return
+    console = _console()
+    from rich.markup import escape
+
+    console.print(
+        f"[bold]run {run['run_id']}[/]: execution {run['execution_index']} of "
+        f"{escape(run['experiment'])} ({run['experiment_id']})"
+    )
+    duration = f", {run['duration_s']:.3f}s" if run["duration_s"] is not None else ""
+    console.print(f"status: {run['status']}, started {_when(run['started_at'])}{duration}")
+    for bot in run["hyperparameters"].get("bots", []):
+        settings = ", ".join(
+            f"{key} {value}" for key, value in bot.items() if key not in ("name", "class")
+            and value is not None
+        )
+        console.print(f"bot {escape(str(bot.get('name')))}: {escape(settings)}")
+    if run["prompt_versions"]:
+        used = ", ".join(f"{v['prompt']} v{v['version']}" for v in run["prompt_versions"])
+        console.print(f"prompts: {escape(used)}")
+    if run["metrics"]:
+        console.print(
+            "metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in run["metrics"].items())
+        )
+    if run["result"] is not None:
+        result = run["result"]
+        text = result if isinstance(result, str) else json.dumps(result, indent=2)
+        console.print("result:")
+        console.print(escape(text))
+    if run["error_type"]:
+        console.print(f"[red]error: {escape(run['error_type'])}: "
+                      f"{escape(run['error_message'] or '')}[/]")
+        if run["traceback"]:
+            console.print(escape(run["traceback"].rstrip()))
+    for call in run["calls"]:
+        console.print()
+        tokens = f"{_number(call['input_tokens'])} in / {_number(call['output_tokens'])} out"
+        latency = f", {call['latency_s']:.2f}s" if call["latency_s"] is not None else ""
+        console.print(
+            f"[bold]call {call['call_id']}[/] {escape(call['bot_name'])} -> "
+            f"{escape(call['model'])}: {call['status']} (attempt {call['attempt']}), "
+            f"{tokens}{latency}"
+        )
+        for message in call["messages"] or []:
+            console.print(f"[cyan]{message.get('role')}[/]: {escape(str(message.get('content')))}")
+        if call["response_text"] is not None:
+            console.print(f"[green]reply[/]: {escape(call['response_text'])}")
+        if call["error"]:
+            console.print(f"[red]error[/]: {escape(call['error'])}")
+
+
+@cli.command()
+@click.option("-m", "--model", help="Only calls to this model.")
+@click.option("-p", "--prompt", help="Only calls whose messages came from this prompt.")
+@click.option("-e", "--experiment", help="Only calls of this experiment's runs.")
+@click.option("-n", "--limit", default=20, show_default=True, help="Show the latest N (0 for all).")
+@json_option
+def calls(
+    model: str | None, prompt: str | None, experiment: str | None, limit: int, as_json: bool
+) -> None:
+    """List recent calls, oldest first: model, status, tokens, cost, latency, prompts."""
+    from .read import short_name
+
+    with _open() as log:
+        records = log.call_records(experiment, model=model, prompt=prompt, limit=limit or None)
+    items = records.dicts()
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        _no_rows("calls" + (" that match" if model or prompt or experiment else ""))
+        return
+    table = _table(
+        ("when", {"no_wrap": True}), "model", "status", "tokens", "cost", "latency", "prompts"
+    )
+    for item in items:
+        prompts = "\n".join(
+            short_name(label.rsplit(" ", 1)[0]) + " " + label.rsplit(" ", 1)[1]
+            for label in (item["prompt_versions"] or "").split(", ")
+            if label
+        )
+        tokens = f"{_number(item['input_tokens'])}/{_number(item['output_tokens'])}"
+        cost = f"{item['cost']:.5f}" if item["cost"] is not None else "-"
+        latency = f"{item['latency_s']:.2f}s" if item["latency_s"] is not None else "-"
+        table.add_row(
+            (item["created_at"] or "")[5:19].replace("T", " "),
+            item["model"],
+            "ok" if item["status"] == "succeeded" else f"[red]{item['status']}[/]",
+            tokens,
+            cost,
+            latency,
+            prompts,
+        )
+    _console().print(table)
+
+
+# --- prompts --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name", required=False)
+@json_option
+def prompts(name: str | None, as_json: bool) -> None:
+    """List prompts, or with NAME show its versions and what each did to the metrics.
+
+    NAME is a prompt's full module.qualname, or its last part when unambiguous.
+    """
+    if name is None:
+        with _open() as log:
+            items = log.prompt_records().dicts()
+        if as_json:
+            _echo_json(items)
+            return
+        if not items:
+            _no_rows("prompts")
+            return
+        table = _table("prompt", "role", "versions", "latest", "changed")
+        for item in items:
+            table.add_row(
+                item["prompt"],
+                item["role"],
+                str(item["versions"]),
+                f"v{item['latest_version']} {item['latest_hash'][7:19]}",
+                _when(item["changed_at"]),
+            )
+        _console().print(table)
+        return
+    with _open() as log:
+        full = log.prompt_name(name)
+        history = log.prompt_history_records(full)
+        kinds = log.metric_kinds(
+            [item["experiment_id"] for item in history.dicts() if item["experiment_id"]]
+        )
+    items = history.dicts(nest=True)
+    if as_json:
+        _echo_json({"prompt": full, "history": items})
+        return
+    click.echo(full)
+    table = _table("version", ("experiment / id", _ID), "runs", "metric means")
+    for item in items:
+        experiment = (
+            f"{item['experiment']}\n[dim]{item['experiment_id']}[/]"
+            if item["experiment_id"]
+            else "[dim](not used in an experiment)[/]"
+        )
+        table.add_row(
+            f"v{item['version']} {item['hash'][7:15]}\n[dim]{_when(item['created_at'])}[/]",
+            experiment,
+            str(item["runs"]),
+            _metric_lines(item, kinds),
+        )
+    _console().print(table)
+
+
+_DIFF_STYLES = (("+++", {"bold": True}), ("---", {"bold": True}), ("@@", {"fg": "cyan"}),
+                ("+", {"fg": "green"}), ("-", {"fg": "red"}))  # fmt: skip
+
+
+def _echo_diff(text: str) -> None:
+    """A unified diff, coloured in a terminal (click drops the colours when piped)."""
+    for line in text.splitlines():
+        style = next((s for prefix, s in _DIFF_STYLES if line.startswith(prefix)), {})
+        click.echo(click.style(line, **style) if style else line)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@json_option
+def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
+    """Show what changed between two versions of prompt NAME (default: the last two).
+
+    A and B are version numbers or hashes (a unique prefix will do); with only A,
+    B is the latest version.
+    """
+    from .diff import diff as prompt_diff
+
+    found = prompt_diff(name, a, b)
+    if as_json:
+        _echo_json(found.to_dict())
+    else:
+        _echo_diff(str(found))
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "-m", "--metric", "metrics", multiple=True, help="Compare only this metric (repeatable)."
+)
+@json_option
+def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
+    """Compare experiments A and B (names, meaning the latest of each, or ids).
+
+    Runs are paired by execution index (or by input); each metric gets both
+    means, the difference B - A with its 95% interval and a p-value, and the
+    prompt versions and settings that differ are shown with their diffs.
+    """
+    from rich.markup import escape
+
+    from .read import Log, format_difference, format_p, format_value
+
+    with Log() as log:
+        found = log.compare(a, b, metrics or None)
+    if as_json:
+        _echo_json(found.to_dict())
+        return
+    console = _console()
+    for label, side in (("A", found.a), ("B", found.b)):
+        console.print(
+            f"[bold]{label}[/]: {escape(side['experiment'])} ({side['experiment_id']}, "
+            f"{side['runs']} runs, {_when(side['created_at'])})"
+        )
+    console.print(found.note)
+    table = _table("metric", "A", "B", ("B - A [95% CI]", {"no_wrap": True}), "p", "test")
+    for m in found.metrics:
+        test = m.test if m.a_only is None else f"{m.test}\n{m.a_only} A only\n{m.b_only} B only"
+        table.add_row(
+            m.metric,
+            format_value(m.mean_a, m.kind),
+            format_value(m.mean_b, m.kind),
+            format_difference(m),
+            format_p(m.p_value),
+            test,
+        )
+    console.print(table)
+    for key, (values_a, values_b) in found.setting_changes.items():
+        console.print(
+            f"{escape(key)}: A {escape(', '.join(map(str, values_a)) or '-')}, "
+            f"B {escape(', '.join(map(str, values_b)) or '-')}"
+        )
+    for change in found.prompt_changes:
+        click.echo()
+        click.echo(change.title)
+        if change.diff is not None:
+            _echo_diff(change.diff.unified)
+
+
+# --- getting data out ---------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("what", type=click.Choice(["runs", "calls"]))
+@click.option(
+    "-e", "--experiment", "experiments", multiple=True,
+    help="Only this experiment (repeatable; default all).",
+)  # fmt: skip
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv",
+    show_default=True, help="CSV, or JSON lines (one object per line).",
+)  # fmt: skip
+@click.option("-o", "--output", type=click.File("w"), default="-", help="File to write.")
+def export(what: str, experiments: tuple[str, ...], fmt: str, output: Any) -> None:
+    """Export runs (one column per metric) or calls as CSV or JSON lines."""
+    with _open() as log:
+        chosen = list(experiments) or None
+        records = log.run_records(chosen) if what == "runs" else log.call_records(chosen)
+    _write(records, fmt, output)
+
+
+def _write(records: Records, fmt: str, output: Any) -> None:
+    if fmt == "jsonl":
+        for item in records.dicts(nest=True):
+            output.write(json.dumps(item, ensure_ascii=False, default=str) + "\n")
+        return
+    import csv
+
+    writer = csv.writer(output, lineterminator="\n")
+    writer.writerow(records.columns)
+    bools = [i for i, c in enumerate(records.columns) if records.types.get(c) == "bool"]
+    ints = [i for i, c in enumerate(records.columns) if records.types.get(c) == "int"]
+    for row in records.rows:
+        if bools or ints:
+            row = list(row)
+            for i in bools:
+                row[i] = None if row[i] is None else bool(row[i])
+            for i in ints:
+                row[i] = None if row[i] is None else int(row[i])
+        writer.writerow(row)
+
+
+# --- datasette and the demo ----------------------------------------------------------
+
+
+@cli.command()
+@click.option("-p", "--port", default=8001, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("-o", "--open", "open_browser", is_flag=True, help="Open a browser at the log.")
+def ui(port: int, host: str, open_browser: bool) -> None:
+    """Browse the log in datasette, with promptlog's descriptions, facets and queries.
+
+    Needs the ui extra: pip install 'promptlog[ui]'.
+    """
+    try:
+        from .ui import serve
+    except ImportError:
+        raise click.ClickException(
+            "promptlog ui needs datasette: pip install 'promptlog[ui]'."
+        ) from None
+    serve(store.db_path(), host=host, port=port, open_browser=open_browser)
+
+
+@cli.command()
+@click.option("--model", help="A litellm model name (default: the offline stand-in model).")
+def demo(model: str | None) -> None:
+    """Run two small experiments on the offline model and show what was logged."""
+    from . import demo as demo_module
+
+    demo_module.main(db_path=str(store.db_path()), model=model)
+
+
+def main() -> None:
+    """Entry point for ``python -m promptlog.cli``."""
+    cli(prog_name="promptlog")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
