@@ -1,0 +1,108 @@
+"""promptlog's datasette bundle: ``promptlog ui`` opens the log in datasette with
+table and column descriptions, default sorts and facets, canned queries
+(leaderboard, prompt history, two experiments side by side, an experiment's
+runs) and JSON columns rendered readably.
+
+Datasette 0.65 (the ``ui`` extra pins ``datasette>=0.65,<1.0``) reads all of this
+from metadata. Datasette 1.0 moves sorts, facets, label columns and canned
+queries to ``datasette.yaml`` and keeps only descriptions in metadata;
+:func:`split_for_datasette_1` makes that split, and :func:`serve` refuses a 1.x
+datasette with a clear message until the bundle has been tested there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .. import store
+from ..errors import PromptlogError
+
+PLACEHOLDER = "PROMPTLOG_DATABASE"
+# The keys of a table's metadata that datasette 1.0 reads from datasette.yaml.
+_CONFIG_KEYS = ("sort", "sort_desc", "facets", "label_column", "size", "hidden")
+
+
+def database_name(path: str | os.PathLike[str]) -> str:
+    """The name datasette gives the file: its name without the extension."""
+    return Path(path).stem
+
+
+def metadata(name: str = "message_log") -> dict[str, Any]:
+    """The bundled metadata for a log that datasette calls ``name``."""
+    import yaml
+
+    text = resources.files(__package__).joinpath("metadata.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    data["databases"] = {name: data["databases"].pop(PLACEHOLDER)}
+    return data
+
+
+def split_for_datasette_1(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metadata, config) for datasette 1.0: descriptions stay in metadata; sorts,
+    facets, label columns and canned queries go to the config (datasette.yaml)."""
+    meta = json.loads(json.dumps(data))
+    config: dict[str, Any] = {"databases": {}}
+    for name, database in meta.get("databases", {}).items():
+        target: dict[str, Any] = config["databases"].setdefault(name, {})
+        if "queries" in database:
+            target["queries"] = database.pop("queries")
+        for table, options in database.get("tables", {}).items():
+            moved = {key: options.pop(key) for key in _CONFIG_KEYS if key in options}
+            if moved:
+                target.setdefault("tables", {})[table] = moved
+    return meta, config
+
+
+def register_plugin() -> None:
+    """Register the render_cell plugin with datasette (once per process)."""
+    from datasette.plugins import pm
+
+    from . import plugin
+
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="promptlog")
+
+
+def datasette_major() -> int:
+    from datasette.version import __version__
+
+    return int(__version__.split(".")[0])
+
+
+def serve(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    open_browser: bool = False,
+) -> None:
+    """Serve the log at ``path`` (default: the current log) with datasette until
+    interrupted."""
+    target = Path(path) if path is not None else store.db_path()
+    store.connect_readonly(target).close()  # a clear error for a bad path; upgrades old logs
+    if datasette_major() >= 1:
+        raise PromptlogError(
+            "promptlog ui is built for datasette 0.65; install it with "
+            "pip install 'datasette>=0.65,<1.0'."
+        )
+    from datasette.cli import cli as datasette_cli
+
+    register_plugin()
+    with tempfile.TemporaryDirectory(prefix="promptlog-ui-") as folder:
+        metadata_file = Path(folder) / "metadata.json"
+        metadata_file.write_text(json.dumps(metadata(database_name(target))), encoding="utf-8")
+        args = [
+            "serve", str(target), "--metadata", str(metadata_file),
+            "--host", host, "--port", str(port),
+            # Views aggregate every metric; give them time on a large log.
+            "--setting", "sql_time_limit_ms", "5000",
+            "--setting", "facet_time_limit_ms", "500",
+        ]  # fmt: skip
+        if open_browser:
+            args.append("--open")
+        datasette_cli.main(args, prog_name="promptlog ui", standalone_mode=False)
