@@ -174,7 +174,7 @@ def path(as_json: bool) -> None:
 @cli.command()
 @json_option
 def status(as_json: bool) -> None:
-    """Counts of what the log holds, and its size."""
+    """Count what the log holds, and show its size."""
     with _open() as log:
         found = log.status()
     if as_json:
@@ -205,7 +205,7 @@ def status(as_json: bool) -> None:
 )
 @json_option
 def experiments(limit: int, as_json: bool) -> None:
-    """List experiments, oldest first, with their runs and metric means."""
+    """List experiments with their runs and metric means."""
     with _open() as log:
         records = log.experiment_records()
         kinds = log.metric_kinds() if not as_json else {}
@@ -239,7 +239,10 @@ def experiments(limit: int, as_json: bool) -> None:
 @click.argument("experiment")
 @json_option
 def runs(experiment: str, as_json: bool) -> None:
-    """List the runs of EXPERIMENT (a name, meaning its latest, or an id)."""
+    """List the runs of an experiment.
+
+    EXPERIMENT is a name (meaning the latest experiment of that name) or an id.
+    """
     from rich.markup import escape
 
     from .read import format_value
@@ -283,7 +286,11 @@ def runs(experiment: str, as_json: bool) -> None:
 @click.argument("run_id")
 @json_option
 def show(run_id: str, as_json: bool) -> None:
-    """Show one run: status, result, error, metrics, and its calls with messages."""
+    """Show one run with its metrics and calls.
+
+    Status, result, error and traceback, settings, prompt versions, metrics, and
+    each call with its messages and reply.
+    """
     with _open() as log:
         run = log.run(run_id)
     if as_json:
@@ -347,7 +354,10 @@ def show(run_id: str, as_json: bool) -> None:
 def calls(
     model: str | None, prompt: str | None, experiment: str | None, limit: int, as_json: bool
 ) -> None:
-    """List recent calls, oldest first: model, status, tokens, cost, latency, prompts."""
+    """List recent calls: model, tokens, cost, latency, prompts.
+
+    Oldest first, the latest at the bottom; filter by model, prompt or experiment.
+    """
     from .read import short_name
 
     with _open() as log:
@@ -390,9 +400,11 @@ def calls(
 @click.argument("name", required=False)
 @json_option
 def prompts(name: str | None, as_json: bool) -> None:
-    """List prompts, or with NAME show its versions and what each did to the metrics.
+    """List prompts, or one prompt's versions and metrics.
 
-    NAME is a prompt's full module.qualname, or its last part when unambiguous.
+    With NAME, each version of that prompt with when it appeared and the metric
+    means of the experiments that used it. NAME is a prompt's full
+    module.qualname, or its last part when no other prompt shares it.
     """
     if name is None:
         with _open() as log:
@@ -458,10 +470,11 @@ def _echo_diff(text: str) -> None:
 @click.argument("b", required=False)
 @json_option
 def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
-    """Show what changed between two versions of prompt NAME (default: the last two).
+    """Show what changed between two versions of a prompt.
 
-    A and B are version numbers or hashes (a unique prefix will do); with only A,
-    B is the latest version.
+    NAME is a prompt (its module.qualname, or the last part of it). A and B are
+    version numbers or hashes (a unique prefix will do); by default the last two
+    versions, with only A, A against the latest.
     """
     from .diff import diff as prompt_diff
 
@@ -480,11 +493,13 @@ def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
 )
 @json_option
 def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
-    """Compare experiments A and B (names, meaning the latest of each, or ids).
+    """Compare the metrics of two experiments.
 
-    Runs are paired by execution index (or by input); each metric gets both
-    means, the difference B - A with its 95% interval and a p-value, and the
-    prompt versions and settings that differ are shown with their diffs.
+    A and B are names (meaning the latest experiment of each name) or ids. Runs
+    are paired by execution index (or by input); each metric gets both means, the
+    difference B - A with its 95% interval and a p-value (exact McNemar for bool
+    metrics; Welch when the run counts differ). The prompt versions and settings
+    that differ are shown, with the diff of each changed prompt.
     """
     from rich.markup import escape
 
@@ -541,7 +556,11 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
 )  # fmt: skip
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File to write.")
 def export(what: str, experiments: tuple[str, ...], fmt: str, output: Any) -> None:
-    """Export runs (one column per metric) or calls as CSV or JSON lines."""
+    """Export runs or calls as CSV or JSON lines.
+
+    Runs have one column per metric and the flattened hyperparameters, as in
+    promptlog.open().runs().
+    """
     with _open() as log:
         chosen = list(experiments) or None
         records = log.run_records(chosen) if what == "runs" else log.call_records(chosen)
@@ -577,9 +596,11 @@ def _write(records: Records, fmt: str, output: Any) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("-o", "--open", "open_browser", is_flag=True, help="Open a browser at the log.")
 def ui(port: int, host: str, open_browser: bool) -> None:
-    """Browse the log in datasette, with promptlog's descriptions, facets and queries.
+    """Browse the log in datasette.
 
-    Needs the ui extra: pip install 'promptlog[ui]'.
+    With promptlog's descriptions, sorts, facets and canned queries (leaderboard,
+    prompt_version_history, side_by_side, experiment_runs). Needs the ui extra:
+    pip install 'promptlog[ui]'.
     """
     try:
         from .ui import serve
@@ -593,7 +614,11 @@ def ui(port: int, host: str, open_browser: bool) -> None:
 @cli.command()
 @click.option("--model", help="A litellm model name (default: the offline stand-in model).")
 def demo(model: str | None) -> None:
-    """Run two small experiments on the offline model and show what was logged."""
+    """Run a small demo and show what it logged.
+
+    Two versions of a prompt, an experiment on each, on the built-in offline
+    model (or --model with a provider key set).
+    """
     from . import demo as demo_module
 
     demo_module.main(db_path=str(store.db_path()), model=model)
