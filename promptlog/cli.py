@@ -237,8 +237,11 @@ def experiments(limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("experiment")
+@click.option(
+    "-n", "--limit", default=50, show_default=True, help="Show the first N runs (0 for all)."
+)
 @json_option
-def runs(experiment: str, as_json: bool) -> None:
+def runs(experiment: str, limit: int, as_json: bool) -> None:
     """List the runs of an experiment.
 
     EXPERIMENT is a name (meaning the latest experiment of that name) or an id.
@@ -269,7 +272,8 @@ def runs(experiment: str, as_json: bool) -> None:
     if settings:
         console.print(f"same in every run: {escape(settings)}")
     table = _table("#", ("run_id", _ID), "status", *metrics.values())
-    for item in items:
+    shown = items[:limit] if limit else items
+    for item in shown:
         status_text = item["status"]
         if item["error_type"]:
             status_text += f"\n{item['error_type']}"
@@ -280,6 +284,8 @@ def runs(experiment: str, as_json: bool) -> None:
             *(format_value(item["metrics"][key], kinds[key]) for key in metrics.values()),
         )
     console.print(table)
+    if len(shown) < len(items):
+        console.print(f"… and {len(items) - len(shown)} more runs (-n 0 shows all).")
 
 
 @cli.command()
@@ -429,9 +435,7 @@ def prompts(name: str | None, as_json: bool) -> None:
     with _open() as log:
         full = log.prompt_name(name)
         history = log.prompt_history_records(full)
-        kinds = log.metric_kinds(
-            [item["experiment_id"] for item in history.dicts() if item["experiment_id"]]
-        )
+        kinds = log.metric_kinds()
     items = history.dicts(nest=True)
     if as_json:
         _echo_json({"prompt": full, "history": items})

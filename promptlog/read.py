@@ -560,41 +560,47 @@ class Log:
         metric, so that a person sees what each edit did. A version no experiment
         used has one row with no experiment."""
         name = self.prompt_name(prompt)
-        version_ids = "SELECT id FROM prompt_versions WHERE name = ?"
+        versions = f"SELECT id FROM prompt_versions WHERE name = {_sql_literal(name)}"
         usage = (
             f"SELECT run_id, prompt_version_id FROM run_prompt_versions "
-            f"WHERE prompt_version_id IN ({version_ids}) "
+            f"WHERE prompt_version_id IN ({versions}) "
             f"UNION SELECT c.run_id, cpv.prompt_version_id FROM call_prompt_versions cpv "
             f"JOIN calls c ON c.id = cpv.call_id "
-            f"WHERE cpv.prompt_version_id IN ({version_ids}) AND c.run_id IS NOT NULL"
+            f"WHERE cpv.prompt_version_id IN ({versions}) AND c.run_id IS NOT NULL"
         )
-        kinds = self.conn.execute(
-            f"SELECT m.name, MAX(m.kind) FROM ({usage}) u "
-            f"JOIN metrics m ON m.run_id = u.run_id GROUP BY m.name ORDER BY m.name",
-            [name, name],
-        ).fetchall()
         taken = set(_HISTORY_COLUMNS)
         records = Records([], [], {"created_at": "time"})
-        pivot = ""
-        for metric, _ in kinds:
+        means, pivot = "", ""
+        # Every metric in the log (a cheap index skip); those these runs never
+        # recorded come out empty and are dropped below.
+        for metric in self.metric_kinds():
             column = _columns(taken, "metric", metric)
             records.types[column] = "float"
             records.nested[column] = ("metrics", metric)
+            means += f", g.{_quote(column)}"
             pivot += (
-                f", AVG(CASE WHEN m.name = {_sql_literal(metric)} THEN m.value END) "
-                f"AS {_quote(column)}"
+                f", AVG((SELECT value FROM metrics WHERE run_id = u.run_id "
+                f"AND name = {_sql_literal(metric)})) AS {_quote(column)}"
             )
         found = self.fetch(
+            f"WITH groups AS (SELECT u.prompt_version_id, r.experiment_id, COUNT(*) AS runs"
+            f"{pivot} FROM ({usage}) u JOIN runs r ON r.id = u.run_id GROUP BY 1, 2) "
             f"SELECT pv.id AS prompt_version_id, pv.version, pv.hash, pv.created_at, "
-            f"e.id AS experiment_id, e.name AS experiment, COUNT(DISTINCT r.id) AS runs{pivot} "
-            f"FROM prompt_versions pv LEFT JOIN ({usage}) u ON u.prompt_version_id = pv.id "
-            f"LEFT JOIN runs r ON r.id = u.run_id "
-            f"LEFT JOIN experiments e ON e.id = r.experiment_id "
-            f"LEFT JOIN metrics m ON m.run_id = r.id "
-            f"WHERE pv.name = ? GROUP BY pv.id, e.id ORDER BY pv.version, e.created_at, e.id",
-            [name, name, name],
+            f"e.id AS experiment_id, e.name AS experiment, COALESCE(g.runs, 0) AS runs{means} "
+            f"FROM prompt_versions pv LEFT JOIN groups g ON g.prompt_version_id = pv.id "
+            f"LEFT JOIN experiments e ON e.id = g.experiment_id "
+            f"WHERE pv.name = {_sql_literal(name)} ORDER BY pv.version, e.created_at, e.id"
         )
-        records.columns, records.rows = found.columns, found.rows
+        empty = [
+            at for at, column in enumerate(found.columns)
+            if column in records.nested and all(row[at] is None for row in found.rows)
+        ]  # fmt: skip
+        for column in (found.columns[at] for at in empty):
+            del records.types[column], records.nested[column]
+        records.columns = [c for at, c in enumerate(found.columns) if at not in empty]
+        records.rows = [
+            tuple(v for at, v in enumerate(row) if at not in empty) for row in found.rows
+        ]
         return records
 
     def prompt_history(self, prompt: str | PromptFunction) -> pd.DataFrame:

@@ -120,6 +120,10 @@ def test_runs_of_an_experiment(prompt_log):
     assert "same in every run: model gpt-4o-mini, temperature 0.5" in output
     for run in prompt_log["v2"].runs:
         assert run.id in output
+    first = ok("runs", "names-v2", "-n", "2")
+    ordered = sorted(prompt_log["v2"].runs, key=lambda run: run.execution_index)
+    assert ordered[1].id in first and ordered[2].id not in first
+    assert "… and 1 more runs (-n 0 shows all)." in first
     items = json.loads(ok("runs", prompt_log["v1"].id, "--json"))
     assert [item["execution_index"] for item in items] == [0, 1, 2]
     assert set(items[0]) == {
