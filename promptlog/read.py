@@ -49,10 +49,6 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _json_path(key: str) -> str:
-    return _sql_literal('$."' + key.replace('"', '\\"') + '"')
-
-
 def _literals(values: Iterable[str]) -> str:
     """Values known to the log (experiment ids, names) as a SQL list for ``IN (...)``."""
     return ", ".join(map(_sql_literal, values)) or "NULL"
@@ -77,15 +73,7 @@ def short_name(name: str) -> str:
 # --- records ------------------------------------------------------------------------
 
 
-def _to_bool(value: Any) -> bool:
-    return bool(value)
-
-
-def _to_int(value: Any) -> int:
-    return int(value)
-
-
-_CONVERT = {"bool": _to_bool, "int": _to_int, "float": float, "json": json.loads}
+_CONVERT: dict[str, Any] = {"bool": bool, "int": int, "float": float, "json": json.loads}
 
 
 @dataclass
