@@ -606,12 +606,8 @@ def ui(port: int, host: str, open_browser: bool) -> None:
     prompt_version_history, side_by_side, experiment_runs). Needs the ui extra:
     pip install 'promptlog[ui]'.
     """
-    try:
-        from .ui import serve
-    except ImportError:
-        raise click.ClickException(
-            "promptlog ui needs datasette: pip install 'promptlog[ui]'."
-        ) from None
+    from .ui import serve
+
     serve(store.db_path(), host=host, port=port, open_browser=open_browser)
 
 

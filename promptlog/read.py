@@ -96,6 +96,9 @@ class Records:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _repr_html_(self) -> str:
+        return html_table(self)
+
     def group(self, name: str) -> dict[str, str]:
         """Column -> key of the columns nested under ``name`` ("metrics", …)."""
         return {column: key for column, (group, key) in self.nested.items() if group == name}

@@ -106,10 +106,9 @@ def test_experiments_lists_runs_and_metric_means(prompt_log):
 
 
 def test_experiments_on_an_empty_log_says_so(db_path):
-    promptlog.configure(db_path)  # an empty log: created by its writer, nothing in it
     from promptlog import store
 
-    store.writer(db_path).flush()
+    store.writer(db_path).flush()  # an empty log: created by its writer, nothing in it
     assert ok("experiments").startswith("No experiments in ")
     assert json.loads(ok("experiments", "--json")) == []
 

@@ -170,3 +170,11 @@ def test_serve_refuses_datasette_1(logged, db_path, monkeypatch):
     monkeypatch.setattr(promptlog.ui, "datasette_major", lambda: 1)
     with pytest.raises(promptlog.PromptlogError, match="built for datasette 0.65"):
         promptlog.ui.serve(db_path)
+
+
+def test_ui_without_datasette_says_what_to_install(logged, db_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasette.version", None)  # as if not installed
+    with pytest.raises(promptlog.PromptlogError, match=r"pip install 'promptlog\[ui\]'"):
+        promptlog.ui.serve(db_path)

@@ -85,7 +85,13 @@ def serve(
     interrupted."""
     target = Path(path) if path is not None else store.db_path()
     store.connect_readonly(target).close()  # a clear error for a bad path; upgrades old logs
-    if datasette_major() >= 1:
+    try:
+        major = datasette_major()
+    except ImportError:
+        raise PromptlogError(
+            "promptlog ui needs datasette: pip install 'promptlog[ui]'."
+        ) from None
+    if major >= 1:
         raise PromptlogError(
             "promptlog ui is built for datasette 0.65; install it with "
             "pip install 'datasette>=0.65,<1.0'."
