@@ -176,7 +176,7 @@ def main() -> None:
         ]
         for label, fn in rows:
             seconds = best_of(fn)
-            print(f"  {label:<45} {seconds:6.3f} s  ({seconds / baseline:4.1f}x baseline)")
+            print(f"  {label:<45} {seconds:6.3f} s  ({seconds / baseline:5.2f}x baseline)")
 
         python = best_of(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
         print(f"\nbaseline: python -c pass: {python:.3f} s")
@@ -184,7 +184,7 @@ def main() -> None:
                         ["calls"], ["prompts", "namer_user"], ["compare", "bench-0", "bench-1"]):
             seconds = _cli(path, *command)
             print(f"  promptlog {' '.join(command):<38} {seconds:6.3f} s  "
-                  f"({seconds / python:4.1f}x python)")
+                  f"({seconds / python:5.1f}x python)")
         modules = subprocess.run(
             [sys.executable, "-c",
              "import sys; from promptlog.cli import cli\n"
