@@ -1041,6 +1041,12 @@ def _compare_metric(
             result["ci_low"], result["ci_high"], result["p_value"], "Welch t",
         )  # fmt: skip
     both = [(values_a[x], values_b[y]) for x, y in pairs if x in values_a and y in values_b]
+    if not both:  # recorded in one experiment only: nothing to pair
+        a, b = list(values_a.values()), list(values_b.values())
+        return MetricComparison(
+            name, kind, len(a), len(b), _mean(a), _mean(b), math.nan, math.nan, math.nan,
+            math.nan, "none (no pair has it on both sides)",
+        )  # fmt: skip
     a = [x for x, _ in both]
     b = [y for _, y in both]
     result = stats.paired_difference(a, b)

@@ -520,3 +520,23 @@ def test_student_t_without_scipy_matches_scipy():
         for t in (0.0, 0.5, 2.0, 8.0):
             expected = 2 * reference.t.sf(t, df)
             assert stats.t_two_sided_p(t, df) == pytest.approx(expected, rel=1e-8, abs=1e-15)
+
+
+def test_a_metric_only_one_experiment_recorded_gets_its_mean_and_no_difference():
+    @metric
+    def only_a(value):
+        return value
+
+    def run_a():
+        only_a(1.0)
+        score(2.0)
+
+    def run_b():
+        score(3.0)
+
+    Experiment("one-sided-a", num_executions=3, quiet=True).run(run_a)
+    Experiment("one-sided-b", num_executions=3, quiet=True).run(run_b)
+    rows = {m.metric: m for m in promptlog.compare("one-sided-a", "one-sided-b").metrics}
+    assert (rows["only_a"].n_a, rows["only_a"].mean_a, rows["only_a"].n_b) == (3, 1.0, 0)
+    assert math.isnan(rows["only_a"].difference) and rows["only_a"].test.startswith("none")
+    assert rows["score"].difference == 1.0
