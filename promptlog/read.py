@@ -65,6 +65,12 @@ def _used_by_runs(runs: str) -> str:
     )
 
 
+def _metric_value(run_id: str, name: str) -> str:
+    """SQL for one metric's value in the run whose id is the SQL ``run_id``: a
+    primary-key lookup, the cheapest way to pivot a metric into a column."""
+    return f"(SELECT value FROM metrics WHERE run_id = {run_id} AND name = {_sql_literal(name)})"
+
+
 def short_name(name: str) -> str:
     """The last part of a prompt's ``module.qualname``: ``namer_user``."""
     return name.rsplit(".", 1)[-1]
@@ -98,6 +104,14 @@ class Records:
 
     def _repr_html_(self) -> str:
         return html_table(self)
+
+    def add_metric(self, taken: set[str], name: str, kind: str) -> str:
+        """Add a column for metric ``name`` holding ``kind`` values, named after the
+        metric unless an earlier column (in ``taken``) has that name; return it."""
+        column = _columns(taken, "metric", name)
+        self.types[column] = kind
+        self.nested[column] = ("metrics", name)
+        return column
 
     def group(self, name: str) -> dict[str, str]:
         """Column -> key of the columns nested under ``name`` ("metrics", …)."""
@@ -288,9 +302,7 @@ class Log:
         records = Records([], [], dict(_EXPERIMENT_TYPES))
         pivot = ""
         for name in self.metric_kinds(ids):
-            column = _columns(taken, "metric", name)
-            records.types[column] = "float"
-            records.nested[column] = ("metrics", name)
+            column = records.add_metric(taken, name, "float")
             pivot += (
                 f", AVG(CASE WHEN m.name = {_sql_literal(name)} THEN m.value END) "
                 f"AS {_quote(column)}"
@@ -335,13 +347,8 @@ class Log:
         taken = set(_RUN_COLUMNS)
         metrics = ""
         for name, kind in self.metric_kinds(None if experiments is None else ids).items():
-            column = _columns(taken, "metric", name)
-            records.types[column] = kind
-            records.nested[column] = ("metrics", name)
-            metrics += (
-                f", (SELECT value FROM metrics WHERE run_id = r.id AND name = {_sql_literal(name)})"
-                f" AS {_quote(column)}"
-            )
+            column = records.add_metric(taken, name, kind)
+            metrics += f", {_metric_value('r.id', name)} AS {_quote(column)}"
         found = self.fetch(
             f"SELECT r.id AS run_id, r.experiment_id, e.name AS experiment, "
             f"r.execution_index, r.status{metrics}, r.hyperparameters, r.started_at, "
@@ -565,14 +572,9 @@ class Log:
         # Every metric in the log (a cheap index skip); those these runs never
         # recorded come out empty and are dropped below.
         for metric in self.metric_kinds():
-            column = _columns(taken, "metric", metric)
-            records.types[column] = "float"
-            records.nested[column] = ("metrics", metric)
+            column = records.add_metric(taken, metric, "float")
             means += f", g.{_quote(column)}"
-            pivot += (
-                f", AVG((SELECT value FROM metrics WHERE run_id = u.run_id "
-                f"AND name = {_sql_literal(metric)})) AS {_quote(column)}"
-            )
+            pivot += f", AVG({_metric_value('u.run_id', metric)}) AS {_quote(column)}"
         found = self.fetch(
             f"WITH groups AS (SELECT u.prompt_version_id, r.experiment_id, COUNT(*) AS runs"
             f"{pivot} FROM ({usage}) u JOIN runs r ON r.id = u.run_id GROUP BY 1, 2) "
