@@ -119,7 +119,7 @@ def _table(*columns: str | tuple[str, dict[str, Any]]) -> Table:
     for column in columns:
         header, options = column if isinstance(column, tuple) else (column, {})
         justify = "right" if header in _NUMERIC else "left"
-        table.add_column(header, **{"justify": justify, "overflow": "fold", **options})
+        table.add_column(_plain(header), **{"justify": justify, "overflow": "fold", **options})
     return table
 
 
@@ -128,18 +128,25 @@ _ID = {"min_width": 26, "no_wrap": True}
 _NUMERIC = {"#", "runs", "versions", "tokens", "cost", "latency", "p"}
 
 
+def _plain(text: Any) -> str:
+    """Text from the log, escaped so that rich never reads it as markup."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(str(text))
+
+
 def _when(stamp: str | None) -> str:
     """``2025-05-14 10:38`` from a UTC ISO 8601 timestamp."""
     return "" if not stamp else stamp[:16].replace("T", " ")
 
 
-def _number(value: Any, digits: int = 4) -> str:
+def _number(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.{digits}g}"
+        return f"{value:.4g}"
     return str(value)
 
 
@@ -147,7 +154,7 @@ def _metric_lines(item: dict[str, Any], kinds: dict[str, str]) -> str:
     from .read import format_value
 
     return "\n".join(
-        f"{name} {format_value(value, kinds.get(name, 'float'))}"
+        f"{_plain(name)} {format_value(value, kinds.get(name, 'float'))}"
         for name, value in item["metrics"].items()
         if value is not None
     )
@@ -227,7 +234,7 @@ def experiments(limit: int, as_json: bool) -> None:
         if problems:
             runs += f"\n({', '.join(problems)})"
         table.add_row(
-            f"{item['experiment']}\n[dim]{item['experiment_id']}[/]",
+            f"{_plain(item['experiment'])}\n[dim]{item['experiment_id']}[/]",
             _when(item["created_at"]),
             runs,
             _metric_lines(item, kinds),
@@ -246,8 +253,6 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
 
     EXPERIMENT is a name (meaning the latest experiment of that name) or an id.
     """
-    from rich.markup import escape
-
     from .read import format_value
 
     with _open() as log:
@@ -268,15 +273,15 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
         if value is not None and all(i["hyperparameters"].get(key) == value for i in items)
     )
     console = _console()
-    console.print(f"{escape(first['experiment'])} ({first['experiment_id']})")
+    console.print(f"{_plain(first['experiment'])} ({first['experiment_id']})")
     if settings:
-        console.print(f"same in every run: {escape(settings)}")
+        console.print(f"same in every run: {_plain(settings)}")
     table = _table("#", ("run_id", _ID), "status", *metrics.values())
     shown = items[:limit] if limit else items
     for item in shown:
         status_text = item["status"]
         if item["error_type"]:
-            status_text += f"\n{item['error_type']}"
+            status_text += f"\n{_plain(item['error_type'])}"
         table.add_row(
             str(item["execution_index"]),
             item["run_id"],
@@ -303,11 +308,9 @@ def show(run_id: str, as_json: bool) -> None:
         _echo_json(run)
         return
     console = _console()
-    from rich.markup import escape
-
     console.print(
         f"[bold]run {run['run_id']}[/]: execution {run['execution_index']} of "
-        f"{escape(run['experiment'])} ({run['experiment_id']})"
+        f"{_plain(run['experiment'])} ({run['experiment_id']})"
     )
     duration = f", {run['duration_s']:.3f}s" if run["duration_s"] is not None else ""
     console.print(f"status: {run['status']}, started {_when(run['started_at'])}{duration}")
@@ -316,39 +319,40 @@ def show(run_id: str, as_json: bool) -> None:
             f"{key} {value}" for key, value in bot.items() if key not in ("name", "class")
             and value is not None
         )
-        console.print(f"bot {escape(str(bot.get('name')))}: {escape(settings)}")
+        console.print(f"bot {_plain(str(bot.get('name')))}: {_plain(settings)}")
     if run["prompt_versions"]:
         used = ", ".join(f"{v['prompt']} v{v['version']}" for v in run["prompt_versions"])
-        console.print(f"prompts: {escape(used)}")
+        console.print(f"prompts: {_plain(used)}")
     if run["metrics"]:
         console.print(
-            "metrics: " + ", ".join(f"{k} {_number(v)}" for k, v in run["metrics"].items())
+            "metrics: "
+            + ", ".join(f"{_plain(k)} {_number(v)}" for k, v in run["metrics"].items())
         )
     if run["result"] is not None:
         result = run["result"]
         text = result if isinstance(result, str) else json.dumps(result, indent=2)
         console.print("result:")
-        console.print(escape(text))
+        console.print(_plain(text))
     if run["error_type"]:
-        console.print(f"[red]error: {escape(run['error_type'])}: "
-                      f"{escape(run['error_message'] or '')}[/]")
+        console.print(f"[red]error: {_plain(run['error_type'])}: "
+                      f"{_plain(run['error_message'] or '')}[/]")
         if run["traceback"]:
-            console.print(escape(run["traceback"].rstrip()))
+            console.print(_plain(run["traceback"].rstrip()))
     for call in run["calls"]:
         console.print()
         tokens = f"{_number(call['input_tokens'])} in / {_number(call['output_tokens'])} out"
         latency = f", {call['latency_s']:.2f}s" if call["latency_s"] is not None else ""
         console.print(
-            f"[bold]call {call['call_id']}[/] {escape(call['bot_name'])} -> "
-            f"{escape(call['model'])}: {call['status']} (attempt {call['attempt']}), "
+            f"[bold]call {call['call_id']}[/] {_plain(call['bot_name'])} -> "
+            f"{_plain(call['model'])}: {call['status']} (attempt {call['attempt']}), "
             f"{tokens}{latency}"
         )
         for message in call["messages"] or []:
-            console.print(f"[cyan]{message.get('role')}[/]: {escape(str(message.get('content')))}")
+            console.print(f"[cyan]{message.get('role')}[/]: {_plain(str(message.get('content')))}")
         if call["response_text"] is not None:
-            console.print(f"[green]reply[/]: {escape(call['response_text'])}")
+            console.print(f"[green]reply[/]: {_plain(call['response_text'])}")
         if call["error"]:
-            console.print(f"[red]error[/]: {escape(call['error'])}")
+            console.print(f"[red]error[/]: {_plain(call['error'])}")
 
 
 @cli.command()
@@ -389,12 +393,12 @@ def calls(
         latency = f"{item['latency_s']:.2f}s" if item["latency_s"] is not None else "-"
         table.add_row(
             (item["created_at"] or "")[5:19].replace("T", " "),
-            item["model"],
+            _plain(item["model"]),
             "ok" if item["status"] == "succeeded" else f"[red]{item['status']}[/]",
             tokens,
             cost,
             latency,
-            prompts,
+            _plain(prompts),
         )
     _console().print(table)
 
@@ -424,7 +428,7 @@ def prompts(name: str | None, as_json: bool) -> None:
         table = _table("prompt", "role", "versions", "latest", "changed")
         for item in items:
             table.add_row(
-                item["prompt"],
+                _plain(item["prompt"]),
                 item["role"],
                 str(item["versions"]),
                 f"v{item['latest_version']} {item['latest_hash'][7:19]}",
@@ -444,7 +448,7 @@ def prompts(name: str | None, as_json: bool) -> None:
     table = _table("version", ("experiment / id", _ID), "runs", "metric means")
     for item in items:
         experiment = (
-            f"{item['experiment']}\n[dim]{item['experiment_id']}[/]"
+            f"{_plain(item['experiment'])}\n[dim]{item['experiment_id']}[/]"
             if item["experiment_id"]
             else "[dim](not used in an experiment)[/]"
         )
@@ -505,8 +509,6 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     metrics; Welch when the run counts differ). The prompt versions and settings
     that differ are shown, with the diff of each changed prompt.
     """
-    from rich.markup import escape
-
     from .read import Log, format_difference, format_p, format_value
 
     with Log() as log:
@@ -517,7 +519,7 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     console = _console()
     for label, side in (("A", found.a), ("B", found.b)):
         console.print(
-            f"[bold]{label}[/]: {escape(side['experiment'])} ({side['experiment_id']}, "
+            f"[bold]{label}[/]: {_plain(side['experiment'])} ({side['experiment_id']}, "
             f"{side['runs']} runs, {_when(side['created_at'])})"
         )
     console.print(found.note)
@@ -525,7 +527,7 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     for m in found.metrics:
         test = m.test if m.a_only is None else f"{m.test}\n{m.a_only} A only\n{m.b_only} B only"
         table.add_row(
-            m.metric,
+            _plain(m.metric),
             format_value(m.mean_a, m.kind),
             format_value(m.mean_b, m.kind),
             format_difference(m),
@@ -535,8 +537,8 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     console.print(table)
     for key, (values_a, values_b) in found.setting_changes.items():
         console.print(
-            f"{escape(key)}: A {escape(', '.join(map(str, values_a)) or '-')}, "
-            f"B {escape(', '.join(map(str, values_b)) or '-')}"
+            f"{_plain(key)}: A {_plain(', '.join(map(str, values_a)) or '-')}, "
+            f"B {_plain(', '.join(map(str, values_b)) or '-')}"
         )
     for change in found.prompt_changes:
         click.echo()

@@ -98,6 +98,7 @@ class Records:
     types: dict[str, str] = field(default_factory=dict)
     nested: dict[str, tuple[str, str]] = field(default_factory=dict)
     index: str | None = None
+    groups: tuple[str, ...] = ()  # nested groups present even with no columns
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -122,7 +123,7 @@ class Records:
         with ``nest`` the data-dependent columns go under their group's key
         (``"metrics"``, ``"hyperparameters"``), present even when empty."""
         convert = {c: _CONVERT[t] for c, t in self.types.items() if t in _CONVERT}
-        groups = dict.fromkeys(group for group, _ in self.nested.values())
+        groups = dict.fromkeys([*self.groups, *(group for group, _ in self.nested.values())])
         result = []
         for row in self.rows:
             item: dict[str, Any] = {}
@@ -299,7 +300,7 @@ class Log:
         metric (for a bool metric, its pass rate)."""
         ids = None if experiments is None else self.experiment_ids(experiments)
         taken = set(_EXPERIMENT_COLUMNS)
-        records = Records([], [], dict(_EXPERIMENT_TYPES))
+        records = Records([], [], dict(_EXPERIMENT_TYPES), groups=("metrics",))
         pivot = ""
         for name in self.metric_kinds(ids):
             column = records.add_metric(taken, name, "float")
@@ -343,7 +344,9 @@ class Log:
         settings; ``<prompt>_version`` for each prompt it rendered or gave a bot;
         the experiment's metadata), then timing, result and error."""
         ids = self.experiment_ids(experiments)
-        records = Records([], [], {"started_at": "time", "result": "json"})
+        records = Records(
+            [], [], {"started_at": "time", "result": "json"}, groups=("metrics", "hyperparameters")
+        )
         taken = set(_RUN_COLUMNS)
         metrics = ""
         for name, kind in self.metric_kinds(None if experiments is None else ids).items():
@@ -567,7 +570,7 @@ class Log:
             f"WHERE cpv.prompt_version_id IN ({versions}) AND c.run_id IS NOT NULL"
         )
         taken = set(_HISTORY_COLUMNS)
-        records = Records([], [], {"created_at": "time"})
+        records = Records([], [], {"created_at": "time"}, groups=("metrics",))
         means, pivot = "", ""
         # Every metric in the log (a cheap index skip); those these runs never
         # recorded come out empty and are dropped below.

@@ -309,3 +309,15 @@ def test_the_reading_docs_carry_the_current_help():
         cwd=root, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_names_from_the_log_are_never_read_as_markup():
+    constructed = pytest.importorskip("test_read").constructed
+    constructed("exp [bold]x[/] [1]", [1.0, 2.0], [True, False])
+    assert "exp [bold]x[/] [1]" in ok("experiments")
+    output = ok("runs", "exp [bold]x[/] [1]")
+    assert output.startswith("exp [bold]x[/] [1] (")
+    (item,) = json.loads(ok("experiments", "--json"))
+    runs = json.loads(ok("runs", "exp [bold]x[/] [1]", "--json"))
+    assert runs[0]["hyperparameters"] == {} and runs[0]["metrics"] == {"passed": True, "score": 1.0}
+    assert item["metrics"] == {"passed": 0.5, "score": 1.5}
