@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -129,6 +130,10 @@ def _secrets(kwargs: dict[str, Any]) -> list[str]:
                     found.append(value[7:])
 
     for name, value in kwargs.items():
+        if name in ("api_base", "base_url") and isinstance(value, str):
+            # Logged without them, but an error message may quote the whole URL.
+            parts = urlsplit(value)
+            found += [p for p in (parts.username, parts.password) if p and len(p) >= 6]
         if name not in LOGGED_PARAMETERS:
             visit(name, value)
             if isinstance(value, dict) and "header" in name.lower():
@@ -140,12 +145,16 @@ def _secrets(kwargs: dict[str, Any]) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+
+
 def _redact(text: str | None, secrets: list[str]) -> str | None:
     if text is None:
         return None
     for secret in secrets:
         text = text.replace(secret, "[REDACTED]")
-    return text
+    # Credentials in any URL (``https://user:password@host``), known to us or not.
+    return _URL_CREDENTIALS.sub("[REDACTED]@", text)
 
 
 def _cost(response: Any) -> float | None:
@@ -253,6 +262,12 @@ class SimpleBot:
         run = current_run()
         if run is not None:
             run.note_bot(self._key, self.describe)
+            # A prompt rendered before the run began (a system prompt built once,
+            # outside the block) is still one of this run's prompt versions.
+            for message in conversation:
+                version = message.prompt_version
+                if version is not None:
+                    run.note_prompt_version(version.id, version.name)
         kwargs = {**self.litellm_kwargs, **(extra or {})}
         retries = 0
         while True:

@@ -274,11 +274,22 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> list[str]:
     return [name for name in known if name not in applied]
 
 
+def _open_checked(path: Path, **options: bool) -> tuple[sqlite3.Connection, list[str]]:
+    """Connect and check the schema (see :func:`_check_schema`); a file we must
+    not use is closed again at once."""
+    conn = _connect(path, **options)
+    try:
+        return conn, _check_schema(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+
+
 def _open_for_writing(path: Path) -> sqlite3.Connection:
     """Open (creating if needed), check and migrate the log at ``path``."""
+    conn = None
     try:
-        conn = _connect(path)
-        pending = _check_schema(conn, path)
+        conn, pending = _open_checked(path)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         if pending:
@@ -301,23 +312,18 @@ def _open_for_writing(path: Path) -> sqlite3.Connection:
             conn.execute("ROLLBACK")
         _mark_dead_processes_interrupted(conn)
         return conn
-    except sqlite3.Error as e:
-        _raise_open_error(path, e)
-        raise  # unreachable: _raise_open_error always raises
+    except BaseException as e:
+        if conn is not None:
+            conn.close()  # SQLite then removes the WAL files it made beside the file
+        if isinstance(e, sqlite3.Error):
+            _raise_open_error(path, e)
+        raise
 
 
 def _mark_dead_processes_interrupted(conn: sqlite3.Connection) -> None:
     """Show runs and experiments left ``running`` by a process that has died as
     interrupted."""
-    tokens = {
-        row[0]
-        for table in ("runs", "experiments")
-        for row in conn.execute(
-            f"SELECT DISTINCT process FROM {table} WHERE status = 'running'"
-        )
-        if row[0]
-    }
-    dead = [token for token in tokens if not _process_alive(token)]
+    dead = _dead_processes(conn)
     if not dead:
         return
     conn.execute("BEGIN IMMEDIATE")
@@ -341,6 +347,19 @@ def _mark_dead_processes_interrupted(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _dead_processes(conn: sqlite3.Connection) -> list[str]:
+    """The processes that left runs or experiments ``running`` and have died."""
+    tokens = {
+        row[0]
+        for table in ("runs", "experiments")
+        for row in conn.execute(
+            f"SELECT DISTINCT process FROM {table} WHERE status = 'running'"
+        )
+        if row[0]
+    }
+    return [token for token in tokens if not _process_alive(token)]
+
+
 def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Connection:
     """A read connection to an existing log, upgraded first if an older release
     wrote it. Raises a clear error for a missing file or a file that is not a
@@ -357,8 +376,7 @@ def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Conn
     immutable = False
     try:
         try:
-            conn = _connect(target, readonly=True)
-            pending = _check_schema(conn, target)
+            conn, pending = _open_checked(target, readonly=True)
         except sqlite3.OperationalError as e:
             # A log in a folder we cannot write: SQLite cannot make the shared-memory
             # file a WAL reader needs. With no write-ahead log beside it, nobody is
@@ -368,33 +386,21 @@ def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Conn
             ).exists():
                 raise
             immutable = True
-            conn = _connect(target, readonly=True, immutable=True)
-            pending = _check_schema(conn, target)
+            conn, pending = _open_checked(target, readonly=True, immutable=True)
     except sqlite3.Error as e:
         _raise_open_error(target, e)
         raise
-    if pending or _has_running(conn):
+    if pending or _dead_processes(conn):
+        conn.close()
         try:
             _open_for_writing(target).close()  # migrate and sweep dead runs
         except DatabaseError:
             if pending:
                 raise  # this version cannot read the old schema
             # A read-only log: runs of dead processes stay shown as running.
-        else:
-            conn.close()
-            conn = _connect(target, readonly=True, immutable=immutable)
+        conn = _connect(target, readonly=True, immutable=immutable)
     conn.row_factory = sqlite3.Row
     return conn
-
-
-def _has_running(conn: sqlite3.Connection) -> bool:
-    try:
-        return (
-            conn.execute("SELECT 1 FROM runs WHERE status = 'running' LIMIT 1").fetchone()
-            is not None
-        )
-    except sqlite3.OperationalError:
-        return False
 
 
 # --- the writer -------------------------------------------------------------
@@ -496,6 +502,9 @@ class Writer:
         """Write everything queued, then close the connection, which folds the
         write-ahead log back into the file (done at exit)."""
         self.flush(timeout)
+        with _writers_lock:
+            if _writers.get(self.path) is self:
+                del _writers[self.path]  # the next writer() for this file opens a new one
         done = threading.Event()
         self._put(("close", done))
         done.wait(timeout)

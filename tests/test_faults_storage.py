@@ -1,0 +1,342 @@
+"""When the file cannot take what is logged: a full disk, a file-size limit, a
+read-only file or folder, a file that is not ours, a schema from the future or
+the past. Each case: a clear exception reaches the user, what was logged before
+is intact, nothing of anybody else's is touched, and logging resumes once the
+cause is gone."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from faults_support import (
+    integrity,
+    query,
+    run_as_ordinary_user,
+    run_script,
+    write_script,
+)
+
+from promptlog import Experiment, SimpleBot, experiment, metric, migrations, store
+from promptlog.errors import (
+    DatabaseError,
+    NotAPromptlogDatabase,
+    SchemaTooNewError,
+    WriteError,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@experiment
+def _answer(size: int = 10) -> str:
+    return "x" * size
+
+
+@metric
+def _length(text: str) -> int:
+    return len(text)
+
+
+def _log_experiment(name: str, runs: int = 10, size: int = 10) -> Experiment:
+    exp = Experiment(name, num_executions=runs, max_workers=4, quiet=True)
+    exp.run(lambda: _length(_answer(size)))
+    return exp
+
+
+def _runs(db_path: Path, name: str) -> list[tuple]:
+    return query(
+        db_path,
+        "SELECT r.status, COUNT(*), COUNT(m.run_id) FROM runs r "
+        "JOIN experiments e ON e.id = r.experiment_id LEFT JOIN metrics m ON m.run_id = r.id "
+        "WHERE e.name = ? GROUP BY r.status",
+        [name],
+    )
+
+
+def _wait_for_logging_to_resume(timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            store.flush()
+            return
+        except WriteError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# --- a full disk ----------------------------------------------------------------
+
+
+def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_path):
+    _log_experiment("before")
+    # Another program fills the disk: a table of its own takes pages, and the log
+    # may not grow past the pages it has now (SQLite's max_page_count).
+    other = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    other.execute("CREATE TABLE filler (data BLOB)")
+    other.execute("INSERT INTO filler VALUES (zeroblob(400000))")
+
+    def fill_the_disk(conn: sqlite3.Connection) -> None:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    store.writer().call(fill_the_disk)
+
+    with pytest.raises(WriteError, match="disk is full: free some space"):
+        _log_experiment("during", runs=20, size=20_000)
+    with pytest.raises(WriteError, match="disk is full"):  # and again, until there is room
+        _log_experiment("refused")
+
+    assert _runs(db_path, "before") == [("succeeded", 10, 10)]
+    assert integrity(db_path) == "ok"
+
+    other.execute("DROP TABLE filler")  # room again: its pages are free for the log
+    other.close()
+    _wait_for_logging_to_resume()
+    _log_experiment("after")
+    assert _runs(db_path, "before") == [("succeeded", 10, 10)]
+    assert _runs(db_path, "after") == [("succeeded", 10, 10)]
+    assert _runs(db_path, "refused") == []
+    # What "during" logged before the disk filled was kept and written once it could be.
+    assert query(db_path, "SELECT COUNT(*) FROM experiments WHERE name = 'during'") == [(1,)]
+    assert integrity(db_path) == "ok"
+
+
+def test_a_file_size_limit_mid_calls_is_a_clear_error_and_nothing_is_lost(db_path, tmp_path):
+    # RLIMIT_FSIZE makes the kernel refuse writes past a size, as a full disk or a
+    # quota does; it applies to a whole process, so the logging happens in a child.
+    script = write_script(
+        tmp_path,
+        """
+        import os, resource, signal, sys, time
+        from promptlog import SimpleBot, store
+        from promptlog.errors import WriteError
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of dying
+        bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok " * 500)
+        for i in range(20):
+            bot(f"before {i}")
+        store.flush()
+        path = os.environ["PROMPTLOG_DB"]
+        size = sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
+        unlimited = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 8192, unlimited[1]))
+        refused = 0
+        for i in range(200):
+            try:
+                bot(f"during {i}")
+            except WriteError as e:
+                refused += 1
+                message = str(e)
+        print("refused", refused)
+        print("message", message)
+        resource.setrlimit(resource.RLIMIT_FSIZE, unlimited)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                store.flush()
+                break
+            except WriteError:
+                assert time.monotonic() < deadline, "logging never resumed"
+                time.sleep(0.05)
+        for i in range(20):
+            bot(f"after {i}")
+        store.flush()
+        print("accepted", 200 - refused)
+        """,
+    )
+    done = run_script(script, db_path)
+    assert done.returncode == 0, done.stderr
+    report = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert int(report["refused"]) > 0
+    assert "file system refused a write" in report["message"]
+    counts = dict(
+        query(
+            db_path,
+            "SELECT substr(json_extract(messages, '$[1].content'), 1, 5), COUNT(*) FROM calls "
+            "GROUP BY 1",
+        )
+    )
+    # Calls that raised were not logged; every call that did not raise was.
+    assert counts == {"befor": 20, "durin": int(report["accepted"]), "after": 20}
+    assert integrity(db_path) == "ok"
+
+
+# --- read-only -------------------------------------------------------------------
+
+_READ_AND_TRY_TO_LOG = """
+import promptlog
+from promptlog import Experiment, store
+from promptlog.errors import DatabaseError
+
+conn = store.connect_readonly()
+print("read", conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").fetchone()[0])
+conn.close()
+try:
+    Experiment("more", num_executions=2, quiet=True).run(lambda: 1)
+    print("logged")
+except DatabaseError as e:
+    print("error", type(e).__name__, e)
+"""
+
+
+def _closed_log(db_path: Path) -> bytes:
+    """A log with one experiment, closed (no WAL beside it), and its bytes."""
+    _log_experiment("before")
+    store.writer(db_path).close()
+    assert not Path(f"{db_path}-wal").exists()
+    return db_path.read_bytes()
+
+
+def test_a_read_only_file_can_be_read_but_logging_to_it_is_a_clear_error(db_path, tmp_path):
+    before = _closed_log(db_path)
+    db_path.chmod(0o444)
+    done = run_as_ordinary_user(write_script(tmp_path, _READ_AND_TRY_TO_LOG), db_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "read 10"
+    assert lines[1].startswith(f"error DatabaseError Cannot write the log at {db_path}")
+    assert "read-only" in lines[1]
+    assert db_path.read_bytes() == before
+
+
+def test_a_read_only_folder_can_be_read_but_logging_to_it_is_a_clear_error(db_path, tmp_path):
+    before = _closed_log(db_path)
+    folder = db_path.parent
+    script = write_script(tmp_path.parent, _READ_AND_TRY_TO_LOG, name=f"{tmp_path.name}.py")
+    files = sorted(folder.iterdir())
+    folder.chmod(0o555)
+    try:
+        done = run_as_ordinary_user(script, db_path)
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "read 10"
+    assert lines[1].startswith(f"error DatabaseError Cannot write the log at {db_path}")
+    assert "read-only" in lines[1]
+    assert sorted(folder.iterdir()) == files
+    assert db_path.read_bytes() == before
+
+
+# --- files that are not ours ------------------------------------------------------
+
+
+def _log_through_every_door() -> list[BaseException]:
+    """What a user does first: a bot call, an experiment, a read."""
+    errors: list[BaseException] = []
+    bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    for attempt in (lambda: bot("hi"), lambda: _log_experiment("mine"), store.connect_readonly):
+        with pytest.raises(DatabaseError) as caught:
+            attempt()
+        errors.append(caught.value)
+    return errors
+
+
+def test_a_file_that_is_not_sqlite_is_left_untouched(db_path):
+    content = b"name,score\nada,1\n" * 500
+    db_path.write_bytes(content)
+    for error in _log_through_every_door():
+        assert isinstance(error, NotAPromptlogDatabase)
+        assert "not a SQLite database" in str(error) and "PROMPTLOG_DB" in str(error)
+    assert db_path.read_bytes() == content
+    assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
+
+
+def test_a_sqlite_file_of_another_application_is_left_untouched(db_path):
+    other = sqlite3.connect(db_path)
+    other.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    other.executemany("INSERT INTO invoices (total) VALUES (?)", [(9.5,), (12.0,)])
+    other.commit()
+    other.close()
+    before = db_path.read_bytes()
+    for error in _log_through_every_door():
+        assert isinstance(error, NotAPromptlogDatabase)
+        assert "another application" in str(error) and "invoices" in str(error)
+    assert db_path.read_bytes() == before
+    assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
+
+
+def test_a_log_from_a_newer_promptlog_is_refused_and_never_downgraded(db_path):
+    _log_experiment("before")
+    newer = sqlite3.connect(db_path)
+    newer.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+        "VALUES (?, 'm999_from_the_future', '2030-01-01')",
+        [migrations.MIGRATION_SET],
+    )
+    newer.execute("CREATE TABLE future_things (id INTEGER PRIMARY KEY)")
+    newer.commit()
+    newer.close()
+    store.writer(db_path).close()
+    before = db_path.read_bytes()
+    for error in _log_through_every_door():
+        assert isinstance(error, SchemaTooNewError)
+        assert "m999_from_the_future" in str(error) and "never downgrades" in str(error)
+    assert db_path.read_bytes() == before
+    # A reader's connection may leave SQLite's empty WAL files beside it; nothing in them.
+    wal = Path(f"{db_path}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+# --- logs written by released versions --------------------------------------------
+
+_RELEASED = sorted(FIXTURES.glob("schema_*.db"))
+
+
+def _all_rows(path: Path, tables: list[str]) -> dict[str, list[tuple]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = {}
+        for table in tables:
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            rows[table] = conn.execute(
+                f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns)}"
+            ).fetchall()
+        return rows
+    finally:
+        conn.close()
+
+
+def test_there_is_a_fixture_of_the_first_released_schema():
+    assert FIXTURES / "schema_m001_m002.db" in _RELEASED
+
+
+@pytest.mark.parametrize("fixture", _RELEASED, ids=[p.stem for p in _RELEASED])
+def test_a_log_of_a_released_schema_opens_and_upgrades_keeping_every_row(fixture, db_path):
+    shutil.copyfile(fixture, db_path)
+    conn = sqlite3.connect(db_path)
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name != '_sqlite_migrations'"
+        )
+    ]
+    conn.close()
+    before = _all_rows(db_path, tables)
+    assert sum(map(len, before.values())) > 0
+
+    _log_experiment("after-upgrade")  # logging opens it, and upgrades it first
+    store.connect_readonly(db_path).close()
+
+    assert [
+        name
+        for (name,) in query(
+            db_path,
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
+            [migrations.MIGRATION_SET],
+        )
+    ] == migrations.names()
+    after = _all_rows(db_path, tables)
+    for table in tables:  # every old row is still there, unchanged
+        old = set(before[table])
+        kept = {row[: len(before[table][0])] for row in after[table]} if old else set()
+        assert old <= kept, table
+    assert _runs(db_path, "after-upgrade") == [("succeeded", 10, 10)]
+    assert integrity(db_path) == "ok"
+    assert query(db_path, "PRAGMA foreign_key_check") == []
