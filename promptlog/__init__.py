@@ -28,7 +28,7 @@ _LAZY = {
     "flush": "store",
     "open": "read",
     "compare": "read",
-    "diff": "diff",
+    "diff": "diffs",
     "PromptlogError": "errors",
 }
 
@@ -57,7 +57,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .bots import SimpleBot, StructuredBot
     from .context import current_run, with_current_run
-    from .diff import diff
+    from .diffs import diff
     from .errors import PromptlogError
     from .experiments import Experiment, experiment
     from .metrics import metric

@@ -145,7 +145,7 @@ def _secrets(kwargs: dict[str, Any]) -> list[str]:
     return sorted(set(found), key=len, reverse=True)
 
 
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):[^/@\s]+@")
 
 
 def _redact(text: str | None, secrets: list[str]) -> str | None:
@@ -153,8 +153,8 @@ def _redact(text: str | None, secrets: list[str]) -> str | None:
         return None
     for secret in secrets:
         text = text.replace(secret, "[REDACTED]")
-    # Credentials in any URL (``https://user:password@host``), known to us or not.
-    return _URL_CREDENTIALS.sub("[REDACTED]@", text)
+    # The password of any URL (``https://user:password@host``), known to us or not.
+    return _URL_PASSWORD.sub(r"\1:[REDACTED]@", text)
 
 
 def _cost(response: Any) -> float | None:

@@ -1,7 +1,7 @@
 """The ``promptlog`` command: read the log in a terminal, diff and compare, export,
 open it in datasette, run the demo.
 
-A thin face over :mod:`promptlog.read`, :mod:`promptlog.diff` and
+A thin face over :mod:`promptlog.read`, :mod:`promptlog.diffs` and
 :mod:`promptlog.ui`: each command parses its arguments, asks the library,
 prints. Reading commands never import litellm or pandas, so they answer at
 once; ``--json`` prints a stable machine-readable form (documented in
@@ -484,7 +484,7 @@ def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
     version numbers or hashes (a unique prefix will do); by default the last two
     versions, with only A, A against the latest.
     """
-    from .diff import diff as prompt_diff
+    from .diffs import diff as prompt_diff
 
     found = prompt_diff(name, a, b)
     if as_json:

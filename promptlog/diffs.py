@@ -4,20 +4,15 @@
     promptlog.diff(namer_user, 1, 3)      # by number, or by hash (a prefix will do)
 
 ``str()`` of the result is a unified diff, as ``promptlog diff`` prints it; in a
-notebook it shows as a side-by-side HTML table.
-
-The function and this module share the name ``promptlog.diff``: once Python has
-imported the module, ``promptlog.diff`` (and ``from promptlog import diff``) is
-the module, so the module is callable and calling it calls :func:`diff`.
+notebook it shows as a side-by-side HTML table. (The module is ``diffs`` so that
+importing it never hides the function ``promptlog.diff``.)
 """
 
 from __future__ import annotations
 
 import difflib
 import html
-import sys
-import types
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import PromptNotFoundError
@@ -41,12 +36,7 @@ class PromptDiff:
     @property
     def unified(self) -> str:
         """The unified diff of the two templates ("" when they are the same)."""
-        # Templates do not end in a newline, and prompts.unified_diff splits keeping
-        # line ends: without one added, an unchanged last line shows as changed.
-        text = unified_diff(
-            replace(self.a, template=self.a.template + "\n"),
-            replace(self.b, template=self.b.template + "\n"),
-        )
+        text = unified_diff(self.a, self.b)
         if self.a.role != self.b.role:
             text = f"role: {self.a.role} -> {self.b.role}\n" + text
         return text
@@ -121,13 +111,3 @@ def diff(
             )
         return PromptDiff(history[position - 1], version_b)
     return PromptDiff(find_version(prompt, a, default=-2), find_version(prompt, b, default=-1))
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(
-        self, prompt: PromptFunction | str, a: int | str | None = None, b: int | str | None = None
-    ) -> PromptDiff:
-        return diff(prompt, a, b)
-
-
-sys.modules[__name__].__class__ = _CallableModule

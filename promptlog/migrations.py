@@ -175,12 +175,6 @@ def m003_reading_views(db: Database) -> None:
         f"""
         DROP INDEX metrics_name;
         CREATE INDEX metrics_name_kind ON metrics(name, kind);
-        CREATE VIEW run_prompt_usage AS
-        SELECT run_id, prompt_version_id FROM run_prompt_versions
-        UNION
-        SELECT c.run_id, cpv.prompt_version_id
-        FROM call_prompt_versions cpv JOIN calls c ON c.id = cpv.call_id
-        WHERE c.run_id IS NOT NULL;
         CREATE VIEW experiment_metrics AS
         SELECT e.id AS experiment_id, e.name AS experiment, e.created_at,
             m.name AS metric, {kind} AS kind, COUNT(*) AS n, AVG(m.value) AS mean,
@@ -202,7 +196,7 @@ def m003_reading_views(db: Database) -> None:
             e.created_at AS experiment_created_at, m.name AS metric, {kind} AS kind,
             COUNT(m.value) AS n, AVG(m.value) AS mean
         FROM prompt_versions pv
-        LEFT JOIN run_prompt_usage u ON u.prompt_version_id = pv.id
+        LEFT JOIN run_prompt_versions u ON u.prompt_version_id = pv.id
         LEFT JOIN runs r ON r.id = u.run_id
         LEFT JOIN experiments e ON e.id = r.experiment_id
         LEFT JOIN metrics m ON m.run_id = r.id

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -206,18 +207,27 @@ def _name_of(prompt_or_name: PromptFunction | str) -> str:
     return prompt_or_name.name if isinstance(prompt_or_name, PromptFunction) else prompt_or_name
 
 
-def versions(prompt_or_name: PromptFunction | str) -> list[PromptVersion]:
-    """Every logged version of a prompt (a prompt function or its ``module.qualname``)."""
-    return [PromptVersion.from_row(row) for row in store.prompt_versions(_name_of(prompt_or_name))]
+def versions(
+    prompt_or_name: PromptFunction | str, path: str | os.PathLike[str] | None = None
+) -> list[PromptVersion]:
+    """Every logged version of a prompt (a prompt function or its ``module.qualname``),
+    in the log at ``path`` (default: the current log)."""
+    target = Path(path).expanduser().absolute() if path is not None else None
+    rows = store.prompt_versions(_name_of(prompt_or_name), target)
+    return [PromptVersion.from_row(row) for row in rows]
 
 
 def find_version(
-    prompt_or_name: PromptFunction | str, which: int | str | None, *, default: int = -1
+    prompt_or_name: PromptFunction | str,
+    which: int | str | None,
+    *,
+    default: int = -1,
+    path: str | os.PathLike[str] | None = None,
 ) -> PromptVersion:
     """One version of a prompt, by number (1, 2, …), hash (or a prefix), or position
     in the history when ``which`` is None (``default``: -1 is the newest)."""
     name = _name_of(prompt_or_name)
-    history = versions(name)
+    history = versions(name, path)
     if not history:
         raise PromptNotFoundError(
             f"No versions of prompt {name!r} are logged. Prompts are logged on first "
@@ -247,10 +257,10 @@ def find_version(
 def unified_diff(a: PromptVersion, b: PromptVersion) -> str:
     """The unified diff from version ``a`` to version ``b`` of a prompt."""
     lines = difflib.unified_diff(
-        a.template.splitlines(keepends=True),
-        b.template.splitlines(keepends=True),
+        a.template.splitlines(),
+        b.template.splitlines(),
         fromfile=f"{a.name} v{a.version} ({a.hash[:15]})",
         tofile=f"{b.name} v{b.version} ({b.hash[:15]})",
+        lineterm="",
     )
-    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    return text
+    return "".join(line + "\n" for line in lines)

@@ -33,7 +33,7 @@ from .errors import ExperimentError, PromptNotFoundError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .diff import PromptDiff
+    from .diffs import PromptDiff
     from .prompts import PromptFunction
 
 # Bot fields that describe the bot rather than set the model; the rest of a
@@ -55,14 +55,9 @@ def _literals(values: Iterable[str]) -> str:
 
 
 def _used_by_runs(runs: str) -> str:
-    """SQL for the ids of every prompt version that the runs selected by ``runs`` (a
-    subquery of run ids) used: rendered in the run, or sent by one of its calls
-    (a system prompt rendered before the experiment started, say)."""
-    return (
-        f"SELECT run_id, prompt_version_id FROM run_prompt_versions WHERE run_id IN ({runs}) "
-        f"UNION SELECT c.run_id, cpv.prompt_version_id FROM calls c "
-        f"JOIN call_prompt_versions cpv ON cpv.call_id = c.id WHERE c.run_id IN ({runs})"
-    )
+    """SQL for the prompt versions that the runs selected by ``runs`` (a subquery of
+    run ids) used: rendered in the run or sent by one of its bots."""
+    return f"SELECT run_id, prompt_version_id FROM run_prompt_versions WHERE run_id IN ({runs})"
 
 
 def _metric_value(run_id: str, name: str) -> str:
@@ -412,7 +407,7 @@ class Log:
             f"SELECT pv.id AS prompt_version_id, pv.name AS prompt, pv.version, pv.hash "
             f"FROM prompt_versions pv WHERE pv.id IN "
             f"(SELECT prompt_version_id FROM ({_used_by_runs('?')})) ORDER BY pv.name",
-            [run_id, run_id],
+            [run_id],
         ).dicts()
         run["metrics"] = {
             name: _CONVERT[kind](value)
@@ -564,10 +559,7 @@ class Log:
         versions = f"SELECT id FROM prompt_versions WHERE name = {_sql_literal(name)}"
         usage = (
             f"SELECT run_id, prompt_version_id FROM run_prompt_versions "
-            f"WHERE prompt_version_id IN ({versions}) "
-            f"UNION SELECT c.run_id, cpv.prompt_version_id FROM call_prompt_versions cpv "
-            f"JOIN calls c ON c.id = cpv.call_id "
-            f"WHERE cpv.prompt_version_id IN ({versions}) AND c.run_id IS NOT NULL"
+            f"WHERE prompt_version_id IN ({versions})"
         )
         taken = set(_HISTORY_COLUMNS)
         records = Records([], [], {"created_at": "time"}, groups=("metrics",))
@@ -1087,7 +1079,7 @@ def _versions_used(log: Log, experiment_id: str) -> dict[str, list[dict[str, Any
         f"SELECT id, name, role, template, hash, version, created_at FROM prompt_versions "
         f"WHERE id IN (SELECT prompt_version_id FROM ({_used_by_runs(selected)})) "
         f"ORDER BY name, version",
-        [experiment_id, experiment_id],
+        [experiment_id],
     )
     used: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -1112,7 +1104,7 @@ def _settings(log: Log, experiment_id: str) -> dict[str, list[Any]]:
 def _compare(
     log: Log, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None
 ) -> Comparison:
-    from .diff import PromptDiff
+    from .diffs import PromptDiff
     from .prompts import PromptVersion
 
     (id_a,) = log.experiment_ids(experiment_a)

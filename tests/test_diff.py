@@ -102,10 +102,10 @@ def test_unknown_prompts_and_versions_are_clear_errors():
         promptlog.diff("assistant")
 
 
-def test_promptlog_diff_is_callable_whichever_import_came_first():
+def test_promptlog_diff_is_the_function_whichever_import_came_first():
     import importlib
 
-    module = importlib.import_module("promptlog.diff")  # as compare and the CLI do
+    module = importlib.import_module("promptlog.diffs")  # as compare and the CLI do
     assistant(V1)
     assistant(V2)
     from promptlog import diff

@@ -332,7 +332,7 @@ def test_the_reading_views_answer():
     ]
     (metrics,) = conn.execute("SELECT metrics FROM run_metrics LIMIT 1").fetchone()
     assert set(json.loads(metrics)) == {"name_length", "short"}
-    usage = conn.execute("SELECT COUNT(*) FROM run_prompt_usage").fetchone()
+    usage = conn.execute("SELECT COUNT(*) FROM run_prompt_versions").fetchone()
     assert usage == (8,)  # 4 runs x (system prompt + user prompt)
 
 
@@ -458,38 +458,6 @@ def test_metric_distributions_plot_per_experiment_and_per_prompt_version():
     ax = plot.distributions("short", prompt="namer_user")
     assert [t.get_text() for t in ax.get_xticklabels()] == ["v1", "v2"]
     assert ax.get_ylabel() == "short (pass rate)"
-
-
-def test_the_reading_notebook_runs(tmp_path, monkeypatch):
-    import sys
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    # Kernel "python3" is this interpreter, whatever kernelspecs the machine has:
-    # JUPYTER_PATH comes first when Jupyter looks for kernels.
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3", "language": "python",
-    }))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("PROMPTLOG_DB", str(tmp_path / "notebook.db"))
-    notebook = nbformat.read(ROOT / "notebooks" / "reading.ipynb", as_version=4)
-    NotebookClient(
-        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
-    ).execute()
-    outputs = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    ]
-    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    assert "diff_add" in html  # the side-by-side diff
-    assert "McNemar exact" in html  # the comparison
-    assert not [o for o in outputs if o.output_type == "error"]
 
 
 def test_a_failed_run_has_its_error_and_no_result():

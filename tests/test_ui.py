@@ -21,7 +21,7 @@ TABLES = [
     "experiments", "runs", "metrics", "calls", "prompt_versions", "call_prompt_versions",
     "run_prompt_versions",
 ]  # fmt: skip
-VIEWS = ["experiment_metrics", "run_metrics", "prompt_history", "run_prompt_usage"]
+VIEWS = ["experiment_metrics", "run_metrics", "prompt_history"]
 FACETS = {
     "experiments": {"name", "status"},
     "runs": {"experiment_id", "status"},
