@@ -27,7 +27,7 @@ _LAZY = {
     "db_path": "store",
     "flush": "store",
     "open": "read",
-    "compare": "read",
+    "compare": "comparisons",
     "diff": "diffs",
     "PromptlogError": "errors",
 }
@@ -56,13 +56,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .bots import SimpleBot, StructuredBot
+    from .comparisons import compare
     from .context import current_run, with_current_run
     from .diffs import diff
     from .errors import PromptlogError
     from .experiments import Experiment, experiment
     from .metrics import metric
     from .prompts import Message, PromptVersion, prompt, versions
-    from .read import compare, open
+    from .read import open
     from .store import configure, db_path, flush
 
 

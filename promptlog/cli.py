@@ -151,7 +151,7 @@ def _number(value: Any) -> str:
 
 
 def _metric_lines(item: dict[str, Any], kinds: dict[str, str]) -> str:
-    from .read import format_value
+    from .comparisons import format_value
 
     return "\n".join(
         f"{_plain(name)} {format_value(value, kinds.get(name, 'float'))}"
@@ -253,7 +253,7 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
 
     EXPERIMENT is a name (meaning the latest experiment of that name) or an id.
     """
-    from .read import format_value
+    from .comparisons import format_value
 
     with _open() as log:
         records = log.run_records(experiment)
@@ -509,7 +509,8 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     metrics; Welch when the run counts differ). The prompt versions and settings
     that differ are shown, with the diff of each changed prompt.
     """
-    from .read import Log, format_difference, format_p, format_value
+    from .comparisons import format_difference, format_p, format_value
+    from .read import Log
 
     with Log() as log:
         found = log.compare(a, b, metrics or None)

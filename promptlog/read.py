@@ -21,7 +21,6 @@ import json
 import math
 import os
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +32,12 @@ from .errors import ExperimentError, PromptNotFoundError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .diffs import PromptDiff
+    from .comparisons import Comparison
     from .prompts import PromptFunction
 
 # Bot fields that describe the bot rather than set the model; the rest of a
 # bot's record (model, temperature, max_tokens, …) becomes run columns.
-_BOT_IDENTITY = ("name", "class", "system_prompt_version_id", "system_prompt_name")
+BOT_IDENTITY = ("name", "class", "system_prompt_version_id", "system_prompt_name")
 
 
 def _quote(identifier: str) -> str:
@@ -49,12 +48,12 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _literals(values: Iterable[str]) -> str:
+def sql_list(values: Iterable[str]) -> str:
     """Values known to the log (experiment ids, names) as a SQL list for ``IN (...)``."""
     return ", ".join(map(_sql_literal, values)) or "NULL"
 
 
-def _used_by_runs(runs: str) -> str:
+def used_by_runs(runs: str) -> str:
     """SQL for the prompt versions that the runs selected by ``runs`` (a subquery of
     run ids) used: rendered in the run or sent by one of its bots."""
     return f"SELECT run_id, prompt_version_id FROM run_prompt_versions WHERE run_id IN ({runs})"
@@ -280,7 +279,7 @@ class Log:
         else:
             rows = self.conn.execute(
                 f"SELECT DISTINCT m.name, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
-                f"WHERE r.experiment_id IN ({_literals(experiment_ids)})"
+                f"WHERE r.experiment_id IN ({sql_list(experiment_ids)})"
             ).fetchall()
         kinds: dict[str, str] = {}
         for name, kind in rows:
@@ -303,7 +302,7 @@ class Log:
                 f", AVG(CASE WHEN m.name = {_sql_literal(name)} THEN m.value END) "
                 f"AS {_quote(column)}"
             )
-        chosen = "" if ids is None else f"IN ({_literals(ids)})"
+        chosen = "" if ids is None else f"IN ({sql_list(ids)})"
         # Grouping by experiment alone lets SQLite walk the runs in index order
         # with no sort: the pivot costs one pass over the metrics.
         found = self.fetch(
@@ -353,7 +352,7 @@ class Log:
             f"r.duration_s, CASE WHEN r.result_format = 'repr' THEN json_quote(r.result) "
             f"ELSE r.result END AS result, r.error_type, r.error_message "
             f"FROM runs r JOIN experiments e ON e.id = r.experiment_id "
-            f"WHERE r.experiment_id IN ({_literals(ids)}) "
+            f"WHERE r.experiment_id IN ({sql_list(ids)}) "
             f"ORDER BY r.experiment_id, r.execution_index"
         )
         at = found.columns.index("hyperparameters")
@@ -406,7 +405,7 @@ class Log:
         run["prompt_versions"] = self.fetch(
             f"SELECT pv.id AS prompt_version_id, pv.name AS prompt, pv.version, pv.hash "
             f"FROM prompt_versions pv WHERE pv.id IN "
-            f"(SELECT prompt_version_id FROM ({_used_by_runs('?')})) ORDER BY pv.name",
+            f"(SELECT prompt_version_id FROM ({used_by_runs('?')})) ORDER BY pv.name",
             [run_id],
         ).dicts()
         run["metrics"] = {
@@ -460,7 +459,7 @@ class Log:
         where, params = [], []
         if experiments is not None:
             ids = self.experiment_ids(experiments)
-            where.append(f"r.experiment_id IN ({_literals(ids)})")
+            where.append(f"r.experiment_id IN ({sql_list(ids)})")
         if run is not None:
             where.append("c.run_id = ?")
             params.append(run)
@@ -625,8 +624,10 @@ class Log:
     def compare(
         self, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None = None
     ) -> Comparison:
-        """Compare two experiments' metrics; see :func:`compare`."""
-        return _compare(self, experiment_a, experiment_b, metrics)
+        """Compare two experiments' metrics; see :func:`promptlog.compare`."""
+        from .comparisons import compare_in
+
+        return compare_in(self, experiment_a, experiment_b, metrics)
 
     def metric_values(
         self,
@@ -645,18 +646,18 @@ class Log:
                 f"No metric {metric!r} is logged for these experiments; their metrics are "
                 f"{', '.join(self.metric_kinds(ids)) or 'none'}."
             )
-        selected = f"SELECT id FROM runs WHERE experiment_id IN ({_literals(ids)})"
+        selected = f"SELECT id FROM runs WHERE experiment_id IN ({sql_list(ids)})"
         if prompt is None:
             label = (
                 "e.name || CASE WHEN (SELECT COUNT(*) FROM experiments x WHERE x.name = e.name "
-                f"AND x.id IN ({_literals(ids)})) > 1 THEN ' ' || substr(e.id, -6) ELSE '' END"
+                f"AND x.id IN ({sql_list(ids)})) > 1 THEN ' ' || substr(e.id, -6) ELSE '' END"
             )
             join = ""
         else:
             label = "g.label"
             join = (
                 f"JOIN (SELECT u.run_id, 'v' || MAX(pv.version) AS label "
-                f"FROM ({_used_by_runs(selected)}) u "
+                f"FROM ({used_by_runs(selected)}) u "
                 f"JOIN prompt_versions pv ON pv.id = u.prompt_version_id "
                 f"WHERE pv.name = {_sql_literal(self.prompt_name(prompt))} "
                 f"GROUP BY u.run_id) g ON g.run_id = r.id "
@@ -664,7 +665,7 @@ class Log:
         found = self.fetch(
             f"SELECT {label} AS label, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
             f"JOIN experiments e ON e.id = r.experiment_id {join}"
-            f"WHERE m.name = ? AND r.experiment_id IN ({_literals(ids)}) "
+            f"WHERE m.name = ? AND r.experiment_id IN ({sql_list(ids)}) "
             f"ORDER BY r.experiment_id, r.execution_index",
             [metric],
         )
@@ -727,7 +728,7 @@ class _Hyperparameters:
         data = json.loads(text or "{}")
         found = {}
         bots = [bot for bot in data.get("bots", []) if isinstance(bot, dict)]
-        for key in dict.fromkeys(k for bot in bots for k in bot if k not in _BOT_IDENTITY):
+        for key in dict.fromkeys(k for bot in bots for k in bot if k not in BOT_IDENTITY):
             values = list(dict.fromkeys(_scalar(bot.get(key)) for bot in bots if key in bot))
             found[("bot", key)] = values[0] if len(values) == 1 else ", ".join(map(str, values))
         version_ids = [p.get("id") for p in data.get("prompt_versions", [])]
@@ -788,412 +789,6 @@ def summarise(values: list[float], kind: str) -> dict[str, float]:
 def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001
     """Open a log for reading (default: the current log, see ``promptlog path``)."""
     return Log(path)
-
-
-# --- comparing two experiments ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricComparison:
-    """One metric in two experiments: B minus A with its 95% interval.
-
-    Paired, the means are over the pairs that have the metric on both sides,
-    the interval is the paired t interval of the differences and, for a bool
-    metric, ``p_value`` is the exact McNemar test on the discordant pairs
-    (``a_only``: pass in A only, ``b_only``: pass in B only). Unpaired, the
-    interval and p are Welch's.
-    """
-
-    metric: str
-    kind: str
-    n_a: int
-    n_b: int
-    mean_a: float
-    mean_b: float
-    difference: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    test: str
-    a_only: int | None = None
-    b_only: int | None = None
-
-
-@dataclass(frozen=True)
-class PromptChange:
-    """A prompt whose versions differ between two experiments; ``diff`` is set when
-    each experiment used exactly one version of it."""
-
-    prompt: str
-    versions_a: tuple[int, ...]
-    versions_b: tuple[int, ...]
-    diff: PromptDiff | None
-
-    @property
-    def title(self) -> str:
-        """``Prompt x.namer_user: A used v1, B used v2``."""
-
-        def versions(numbers: tuple[int, ...]) -> str:
-            return ", ".join(f"v{n}" for n in numbers) or "not used"
-
-        return (
-            f"Prompt {self.prompt}: A used {versions(self.versions_a)}, "
-            f"B used {versions(self.versions_b)}"
-        )
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What changed between two experiments, and what it did to their metrics.
-
-    ``pairing`` is ``"input"`` (runs matched by the user messages of their first
-    call), ``"execution_index"`` or ``"unpaired"``; ``note`` says it in words.
-    """
-
-    a: dict[str, Any]
-    b: dict[str, Any]
-    pairing: str
-    note: str
-    metrics: list[MetricComparison]
-    prompt_changes: list[PromptChange]
-    setting_changes: dict[str, tuple[list[Any], list[Any]]]
-
-    def records(self) -> Records:
-        """One row per metric, pandas-free."""
-        columns = list(MetricComparison.__dataclass_fields__)
-        rows = [tuple(getattr(m, c) for c in columns) for m in self.metrics]
-        return Records(
-            columns, rows, {"n_a": "int", "n_b": "int", "a_only": "int", "b_only": "int"},
-            index="metric",
-        )
-
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per metric: means, difference (B - A), 95% CI, p-value, test."""
-        return self.records().to_pandas()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The comparison as JSON-able data (the ``promptlog compare --json`` form)."""
-        return {
-            "a": self.a,
-            "b": self.b,
-            "pairing": self.pairing,
-            "note": self.note,
-            "metrics": [_json_safe(m.__dict__) for m in self.metrics],
-            "prompt_changes": [
-                {
-                    "prompt": change.prompt,
-                    "versions_a": list(change.versions_a),
-                    "versions_b": list(change.versions_b),
-                    "diff": change.diff.unified if change.diff else None,
-                }
-                for change in self.prompt_changes
-            ],
-            "setting_changes": {
-                key: {"a": a, "b": b} for key, (a, b) in self.setting_changes.items()
-            },
-        }
-
-    def _title(self, side: dict[str, Any]) -> str:
-        return f"{side['experiment']} ({side['experiment_id']}, {side['runs']} runs)"
-
-    def __str__(self) -> str:
-        lines = [f"A: {self._title(self.a)}", f"B: {self._title(self.b)}", self.note, ""]
-        for m in self.metrics:
-            lines.append(
-                f"{m.metric}: A {format_value(m.mean_a, m.kind)}, B "
-                f"{format_value(m.mean_b, m.kind)}, B - A {format_difference(m)}, "
-                f"p = {format_p(m.p_value)} ({m.test})"
-            )
-        for key, (a, b) in self.setting_changes.items():
-            lines.append(f"{key}: A {', '.join(map(str, a))}; B {', '.join(map(str, b))}")
-        for change in self.prompt_changes:
-            lines.append("")
-            lines.append(change.title)
-            if change.diff is not None:
-                lines.append(change.diff.unified.rstrip("\n"))
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(m.metric)}</td><td>{m.kind}</td>"
-            f"<td>{format_value(m.mean_a, m.kind)}</td><td>{format_value(m.mean_b, m.kind)}</td>"
-            f"<td>{html.escape(format_difference(m))}</td><td>{format_p(m.p_value)}</td>"
-            f"<td>{'' if m.a_only is None else f'{m.a_only} / {m.b_only}'}</td>"
-            f"<td>{m.test}</td></tr>"
-            for m in self.metrics
-        )
-        parts = [
-            f"<p><b>A</b>: {html.escape(self._title(self.a))}<br>"
-            f"<b>B</b>: {html.escape(self._title(self.b))}<br>{html.escape(self.note)}</p>",
-            "<table><thead><tr><th>metric</th><th>kind</th><th>A</th><th>B</th>"
-            "<th>B - A [95% CI]</th><th>p</th><th>A only / B only</th><th>test</th></tr>"
-            f"</thead><tbody>{rows}</tbody></table>",
-        ]
-        if self.setting_changes:
-            items = "".join(
-                f"<li>{html.escape(key)}: A {html.escape(', '.join(map(str, a)))}; "
-                f"B {html.escape(', '.join(map(str, b)))}</li>"
-                for key, (a, b) in self.setting_changes.items()
-            )
-            parts.append(f"<p>Settings that differ:</p><ul>{items}</ul>")
-        for change in self.prompt_changes:
-            parts.append(f"<p>{html.escape(change.title)}</p>")
-            if change.diff is not None:
-                parts.append(change.diff._repr_html_())
-        return "\n".join(parts)
-
-
-def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
-
-
-def format_value(value: float | None, kind: str) -> str:
-    """A metric value or mean as a person reads it: pass rates as percentages."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if kind == "bool":
-        return f"{value:.0%}" if value in (0, 1) else f"{value:.1%}"
-    return f"{value:.4g}"
-
-
-def format_difference(m: MetricComparison) -> str:
-    """``+0.12 [+0.03, +0.21]``; percentage points for bool metrics."""
-    if math.isnan(m.difference):
-        return "-"
-    scale, unit, spec = (100, " pp", "+.1f") if m.kind == "bool" else (1, "", "+.3g")
-    text = format(m.difference * scale, spec)
-    if not math.isnan(m.ci_low):
-        text += f" [{m.ci_low * scale:{spec}}, {m.ci_high * scale:{spec}}]"
-    return text + unit
-
-
-def format_p(p: float) -> str:
-    if math.isnan(p):
-        return "-"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _run_inputs(log: Log, experiment_id: str) -> list[tuple[str, int, str | None]]:
-    """(run id, execution index, input) of each run: the input is the user messages
-    of the run's first call, when it made one."""
-    rows = log.conn.execute(
-        "SELECT r.id, r.execution_index, (SELECT c.messages FROM calls c "
-        "WHERE c.run_id = r.id ORDER BY c.id LIMIT 1) FROM runs r "
-        "WHERE r.experiment_id = ? ORDER BY r.execution_index",
-        [experiment_id],
-    ).fetchall()
-    result = []
-    for run_id, index, messages in rows:
-        user = None
-        if messages:
-            user = json.dumps(
-                [m.get("content") for m in json.loads(messages) if m.get("role") == "user"]
-            )
-        result.append((run_id, index, user))
-    return result
-
-
-def _pairs(
-    runs_a: list[tuple[str, int, str | None]], runs_b: list[tuple[str, int, str | None]]
-) -> tuple[str, list[tuple[str, str]]]:
-    """How to pair two experiments' runs, and the pairs (run id in A, run id in B)."""
-    if len(runs_a) != len(runs_b):
-        return "unpaired", []
-    inputs_a = [run[2] for run in runs_a]
-    inputs_b = [run[2] for run in runs_b]
-    if (
-        None not in inputs_a
-        and len(set(inputs_a)) > 1
-        and Counter(inputs_a) == Counter(inputs_b)
-    ):
-        # Equal inputs pair in execution order: (input, how many times seen before).
-        def keyed(runs: list[tuple[str, int, str | None]]) -> dict[tuple[Any, int], str]:
-            seen: Counter[Any] = Counter()
-            keys = {}
-            for run_id, _, user in runs:
-                keys[(user, seen[user])] = run_id
-                seen[user] += 1
-            return keys
-
-        keys_a, keys_b = keyed(runs_a), keyed(runs_b)
-        return "input", [(keys_a[k], keys_b[k]) for k in keys_a]
-    by_index = {index: run_id for run_id, index, _ in runs_b}
-    return "execution_index", [
-        (run_id, by_index[index]) for run_id, index, _ in runs_a if index in by_index
-    ]
-
-
-def _compare_metric(
-    name: str,
-    kind: str,
-    values_a: dict[str, float],
-    values_b: dict[str, float],
-    pairs: list[tuple[str, str]] | None,
-) -> MetricComparison:
-    if pairs is None:
-        a, b = list(values_a.values()), list(values_b.values())
-        result = stats.welch_difference(a, b)
-        return MetricComparison(
-            name, kind, len(a), len(b), _mean(a), _mean(b), result["difference"],
-            result["ci_low"], result["ci_high"], result["p_value"], "Welch t",
-        )  # fmt: skip
-    both = [(values_a[x], values_b[y]) for x, y in pairs if x in values_a and y in values_b]
-    if not both:  # recorded in one experiment only: nothing to pair
-        a, b = list(values_a.values()), list(values_b.values())
-        return MetricComparison(
-            name, kind, len(a), len(b), _mean(a), _mean(b), math.nan, math.nan, math.nan,
-            math.nan, "none (no pair has it on both sides)",
-        )  # fmt: skip
-    a = [x for x, _ in both]
-    b = [y for _, y in both]
-    result = stats.paired_difference(a, b)
-    a_only = b_only = None
-    p, test = result["p_value"], "paired t"
-    if kind == "bool":
-        a_only = sum(x > y for x, y in both)
-        b_only = sum(y > x for x, y in both)
-        p, test = stats.mcnemar_exact(a_only, b_only), "McNemar exact"
-    return MetricComparison(
-        name, kind, len(a), len(b), _mean(a), _mean(b), result["difference"],
-        result["ci_low"], result["ci_high"], p, test, a_only, b_only,
-    )  # fmt: skip
-
-
-def _mean(values: list[float]) -> float:
-    return math.fsum(values) / len(values) if values else math.nan
-
-
-def _experiment_info(log: Log, experiment_id: str) -> dict[str, Any]:
-    row = log.conn.execute(
-        "SELECT e.id AS experiment_id, e.name AS experiment, e.created_at, e.status, "
-        "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS runs "
-        "FROM experiments e WHERE e.id = ?",
-        [experiment_id],
-    ).fetchone()
-    return dict(row)
-
-
-def _versions_used(log: Log, experiment_id: str) -> dict[str, list[dict[str, Any]]]:
-    selected = "SELECT id FROM runs WHERE experiment_id = ?"
-    rows = log.conn.execute(
-        f"SELECT id, name, role, template, hash, version, created_at FROM prompt_versions "
-        f"WHERE id IN (SELECT prompt_version_id FROM ({_used_by_runs(selected)})) "
-        f"ORDER BY name, version",
-        [experiment_id],
-    )
-    used: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        used.setdefault(row["name"], []).append(dict(row))
-    return used
-
-
-def _settings(log: Log, experiment_id: str) -> dict[str, list[Any]]:
-    rows = log.conn.execute(
-        f"SELECT DISTINCT s.key, s.value FROM runs r, json_each(r.hyperparameters, '$.bots') b, "
-        f"json_each(b.value) s WHERE r.experiment_id = ? "
-        f"AND s.key NOT IN ({_literals(_BOT_IDENTITY)}) "
-        f"ORDER BY s.key, s.value",
-        [experiment_id],
-    )
-    found: dict[str, list[Any]] = {}
-    for key, value in rows:
-        found.setdefault(key, []).append(value)
-    return found
-
-
-def _compare(
-    log: Log, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None
-) -> Comparison:
-    from .diffs import PromptDiff
-    from .prompts import PromptVersion
-
-    (id_a,) = log.experiment_ids(experiment_a)
-    (id_b,) = log.experiment_ids(experiment_b)
-    kinds = log.metric_kinds([id_a, id_b])
-    if metrics is not None:
-        wanted = [metrics] if isinstance(metrics, str) else list(metrics)
-        unknown = [name for name in wanted if name not in kinds]
-        if unknown:
-            raise ExperimentError(
-                f"Neither experiment has a metric named {unknown[0]!r}; their metrics are "
-                f"{', '.join(kinds) or 'none'}."
-            )
-        kinds = {name: kinds[name] for name in wanted}
-    runs_a, runs_b = _run_inputs(log, id_a), _run_inputs(log, id_b)
-    pairing, pairs = _pairs(runs_a, runs_b)
-    if pairing == "unpaired":
-        note = (
-            f"Unpaired (Welch): A has {len(runs_a)} runs and B has {len(runs_b)}, so runs "
-            f"cannot be matched one to one."
-        )
-    elif pairing == "input":
-        note = f"Paired by input: {len(pairs)} runs of A matched to runs of B with the same input."
-    else:
-        note = f"Paired by execution index: {len(pairs)} pairs of runs."
-    values: dict[str, dict[str, dict[str, float]]] = {id_a: {}, id_b: {}}
-    for run_id, experiment_id, name, value in log.conn.execute(
-        "SELECT m.run_id, r.experiment_id, m.name, m.value FROM metrics m "
-        "JOIN runs r ON r.id = m.run_id WHERE r.experiment_id IN (?, ?)",
-        [id_a, id_b],
-    ):
-        values[experiment_id].setdefault(name, {})[run_id] = value
-    compared = [
-        _compare_metric(
-            name,
-            kind,
-            values[id_a].get(name, {}),
-            values[id_b].get(name, {}),
-            None if pairing == "unpaired" else pairs,
-        )
-        for name, kind in kinds.items()
-    ]
-    used_a, used_b = _versions_used(log, id_a), _versions_used(log, id_b)
-    changes = []
-    for name in sorted(set(used_a) | set(used_b)):
-        a, b = used_a.get(name, []), used_b.get(name, [])
-        if [v["id"] for v in a] == [v["id"] for v in b]:
-            continue
-        diff = None
-        if len(a) == 1 and len(b) == 1:
-            diff = PromptDiff(PromptVersion.from_row(a[0]), PromptVersion.from_row(b[0]))
-        changes.append(
-            PromptChange(name, tuple(v["version"] for v in a), tuple(v["version"] for v in b), diff)
-        )
-    settings_a, settings_b = _settings(log, id_a), _settings(log, id_b)
-    setting_changes = {
-        key: (settings_a.get(key, []), settings_b.get(key, []))
-        for key in sorted(set(settings_a) | set(settings_b))
-        if settings_a.get(key) != settings_b.get(key)
-    }
-    return Comparison(
-        _experiment_info(log, id_a),
-        _experiment_info(log, id_b),
-        pairing,
-        note,
-        compared,
-        changes,
-        setting_changes,
-    )
-
-
-def compare(
-    experiment_a: str,
-    experiment_b: str,
-    metrics: Iterable[str] | None = None,
-    *,
-    path: str | os.PathLike[str] | None = None,
-) -> Comparison:
-    """Compare two experiments (each a name, meaning its latest experiment, or an id).
-
-    Runs are paired by execution index, or by input where both experiments' runs
-    sent the same user messages; each metric gets the mean on each side, the
-    difference B - A with its 95% interval (paired t) and a p-value (the exact
-    McNemar test for bool metrics). When the run counts differ the comparison is
-    unpaired (Welch) and says so. The result also lists the prompt versions and
-    bot settings that differ, with the diff of each changed prompt.
-    """
-    with Log(path) as log:
-        return log.compare(experiment_a, experiment_b, metrics)
 
 
 # --- HTML ---------------------------------------------------------------------------
