@@ -156,6 +156,12 @@ class FakeOpenAIServer:
         """A litellm model name that routes to this server's OpenAI-style API."""
         return f"openai/{_MODEL}"
 
+    @property
+    def bot_kwargs(self) -> dict[str, str]:
+        """What a promptlog bot needs to talk to this server:
+        ``SimpleBot("…", **server.bot_kwargs)``."""
+        return {"model_name": self.model, "api_base": self.base_url, "api_key": "sk-fake"}
+
     # --- scripting and inspection -------------------------------------------
 
     def enqueue(

@@ -9,26 +9,11 @@ from pathlib import Path
 
 import litellm
 import pytest
-from pydantic import BaseModel, Field
+from jobs import JobName, namer_system, namer_user
 
 import promptlog
-from promptlog import SimpleBot, StructuredBot, prompt
+from promptlog import SimpleBot, StructuredBot
 from promptlog.errors import BotError, StructuredOutputError
-
-
-@prompt("system")
-def namer_system(type_of_manager):
-    """You are an {{ type_of_manager }}."""
-
-
-@prompt("user")
-def namer_user(job_description):
-    """Give me a name for a job that follows this description: {{ job_description }}."""
-
-
-class JobName(BaseModel):
-    name: str = Field(..., description="A job name.")
-    description: str = Field(..., description="A job description.")
 
 
 def calls(db_path: Path) -> list[dict]:
@@ -116,9 +101,7 @@ def test_structured_bot_retries_with_the_error_fed_back(db_path, fake_openai):
     bot = StructuredBot(
         "You name jobs.",
         pydantic_model=JobName,
-        model_name=fake_openai.model,
-        api_base=fake_openai.base_url,
-        api_key="sk-fake",
+        **fake_openai.bot_kwargs,
     )
     assert bot("name it").name == "AI Builder"
     rows = calls(db_path)
@@ -140,9 +123,7 @@ def test_structured_bot_gives_up_after_max_retries(db_path, fake_openai):
     bot = StructuredBot(
         "You name jobs.",
         pydantic_model=JobName,
-        model_name=fake_openai.model,
-        api_base=fake_openai.base_url,
-        api_key="sk-fake",
+        **fake_openai.bot_kwargs,
         max_retries=2,
     )
     with pytest.raises(StructuredOutputError, match="after 3 attempts") as caught:
@@ -152,8 +133,7 @@ def test_structured_bot_gives_up_after_max_retries(db_path, fake_openai):
 
 
 def test_usage_counts_come_from_the_provider(db_path, fake_openai):
-    bot = SimpleBot("one two three", model_name=fake_openai.model,
-                    api_base=fake_openai.base_url, api_key="sk-fake")
+    bot = SimpleBot("one two three", **fake_openai.bot_kwargs)
     bot("four five")
     (row,) = calls(db_path)
     assert row["input_tokens"] == 5  # the fake server counts words
@@ -163,8 +143,7 @@ def test_usage_counts_come_from_the_provider(db_path, fake_openai):
 
 def test_a_server_error_is_logged_as_a_failed_call_and_raised_as_it_came(db_path, fake_openai):
     fake_openai.enqueue(status=500)
-    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
-                    api_key="sk-fake", num_retries=0)
+    bot = SimpleBot("s", **fake_openai.bot_kwargs, num_retries=0)
     with pytest.raises(litellm.InternalServerError):
         bot("hello")
     (row,) = calls(db_path)
@@ -175,8 +154,7 @@ def test_a_server_error_is_logged_as_a_failed_call_and_raised_as_it_came(db_path
 
 def test_a_rate_limit_is_retried_and_each_attempt_logged(db_path, fake_openai):
     fake_openai.enqueue(status=429, headers={"retry-after": "0"})
-    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
-                    api_key="sk-fake", retry_backoff=0.01)
+    bot = SimpleBot("s", **fake_openai.bot_kwargs, retry_backoff=0.01)
     assert bot("hello").content
     rows = calls(db_path)
     assert [(r["attempt"], r["status"]) for r in rows] == [(1, "failed"), (2, "succeeded")]
@@ -185,8 +163,7 @@ def test_a_rate_limit_is_retried_and_each_attempt_logged(db_path, fake_openai):
 
 def test_a_slow_reply_is_timed(db_path, fake_openai):
     fake_openai.enqueue(delay=0.3)
-    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
-                    api_key="sk-fake")
+    bot = SimpleBot("s", **fake_openai.bot_kwargs)
     bot("hello")
     (row,) = calls(db_path)
     assert row["latency_s"] >= 0.3

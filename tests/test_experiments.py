@@ -15,26 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, Field
+from jobs import JobName, namer_system, namer_user
 
 import promptlog
-from promptlog import Experiment, SimpleBot, StructuredBot, experiment, metric, prompt
+from promptlog import Experiment, SimpleBot, StructuredBot, experiment, metric
 from promptlog.errors import ExperimentError, ExperimentFailedError, MetricError
-
-
-@prompt("system")
-def namer_system(type_of_manager):
-    """You are an {{ type_of_manager }}."""
-
-
-@prompt("user")
-def namer_user(job_description):
-    """Give me a name for a job that follows this description: {{ job_description }}."""
-
-
-class JobName(BaseModel):
-    name: str = Field(..., description="A job name.")
-    description: str = Field(..., description="A job description.")
 
 
 @experiment
@@ -113,8 +98,7 @@ def test_hyperparameters_are_captured_per_run(db_path):
 
 def test_the_block_runs_concurrently(fake_openai):
     fake_openai.latency = 0.2
-    bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
-                    api_key="sk-fake")
+    bot = SimpleBot("s", **fake_openai.bot_kwargs)
     bot("warm up")  # litellm's first call sets up its HTTP client
     started = time.perf_counter()
     with Experiment("parallel", num_executions=32, max_workers=16, quiet=True) as exp:

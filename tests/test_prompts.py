@@ -12,7 +12,7 @@ from promptlog.errors import PromptError, PromptTemplateError, PromptVariableErr
 from promptlog.prompts import find_version, unified_diff
 
 
-def define(template: str, qualname: str = "namer_user", role: str = "user", module: str = "jobs"):
+def define(template: str, qualname: str = "namer_user", role: str = "user", module: str = "drafts"):
     """A prompt function as if its source had been (re)written with this docstring."""
 
     def fn(job_description, tone="plain"):
@@ -61,7 +61,7 @@ def test_edit_makes_a_new_version_and_revert_reuses_the_old_one():
     reverted = define(V1)("x").prompt_version
     assert (v1.version, v2.version) == (1, 2)
     assert reverted == v1
-    assert [v.version for v in promptlog.versions("jobs.namer_user")] == [1, 2]
+    assert [v.version for v in promptlog.versions("drafts.namer_user")] == [1, 2]
 
 
 def test_indentation_removed_by_dedent_is_not_a_change():
@@ -88,7 +88,7 @@ def test_same_text_in_two_functions_is_two_prompts():
     two = define(V1, qualname="second")("x").prompt_version
     assert one.hash == two.hash
     assert one.id != two.id
-    assert (one.name, two.name) == ("jobs.first", "jobs.second")
+    assert (one.name, two.name) == ("drafts.first", "drafts.second")
     assert (one.version, two.version) == (1, 1)
 
 
@@ -102,13 +102,13 @@ def test_missing_variable_names_the_prompt_and_the_variable():
 
 
 def test_missing_argument_names_the_prompt():
-    with pytest.raises(PromptVariableError, match=r"jobs\.namer_user.*job_description"):
+    with pytest.raises(PromptVariableError, match=r"drafts\.namer_user.*job_description"):
         define(V1)()
 
 
 def test_jinja_syntax_error_names_the_prompt_and_line():
     broken = define("First line.\nSecond {{ job_description ")
-    with pytest.raises(PromptTemplateError, match=r"jobs\.namer_user.*line 2"):
+    with pytest.raises(PromptTemplateError, match=r"drafts\.namer_user.*line 2"):
         broken("x")
 
 
@@ -164,7 +164,7 @@ def test_versions_are_stored_once_per_name_and_hash(db_path):
     rows = sqlite3.connect(db_path).execute(
         "SELECT name, version, previous_version_id FROM prompt_versions ORDER BY id"
     ).fetchall()
-    assert rows == [("jobs.namer_user", 1, None), ("jobs.namer_user", 2, 1)]
+    assert rows == [("drafts.namer_user", 1, None), ("drafts.namer_user", 2, 1)]
 
 
 def test_unified_diff_between_two_versions():
@@ -175,6 +175,6 @@ def test_unified_diff_between_two_versions():
     text = unified_diff(a, b)
     assert "-Give me a name for a job that follows this description" in text
     assert "+Give me a short, catchy name for this job" in text
-    assert text.startswith("--- jobs.namer_user v1")
+    assert text.startswith("--- drafts.namer_user v1")
     assert find_version(fn, b.hash[:20]) == b
-    assert find_version("jobs.namer_user", None) == b
+    assert find_version("drafts.namer_user", None) == b
