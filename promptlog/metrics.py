@@ -38,7 +38,13 @@ def validate(name: str, value: Any) -> tuple[float, str]:
             f"a single bool, int or float (numpy scalars too). Return a number, e.g. "
             f"len(...) or a 0/1 score."
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise MetricError(
+            f"Metric {name!r} returned an {type(value).__name__} too large to store as a "
+            f"number (over 1e308); scale it down, e.g. return a ratio or a logarithm."
+        ) from None
     if not math.isfinite(number):
         raise MetricError(
             f"Metric {name!r} returned {number!r} ({type(value).__name__}); a metric must be "

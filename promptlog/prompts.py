@@ -76,7 +76,12 @@ class Message:
 
 
 def _normalise_template(docstring: str) -> str:
-    return inspect.cleandoc(docstring)
+    """The template as a docstring means it: dedented, with lines of only spaces
+    made empty and blank lines at either end dropped. (``inspect.cleandoc`` alone
+    keeps a last line of spaces before closing quotes, and Python 3.13 already
+    dedents ``__doc__``; this gives the same template, and hash, on every version.)"""
+    lines = [line if line.strip() else "" for line in inspect.cleandoc(docstring).split("\n")]
+    return "\n".join(lines).strip("\n")
 
 
 def template_hash(template: str, role: str) -> str:

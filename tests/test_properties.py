@@ -94,12 +94,6 @@ def test_anything_but_a_single_number_is_rejected_with_the_metric_name(value, na
     assert repr(name) in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="metrics.validate lets OverflowError out for an int too large for a float; "
-    "it should be a MetricError",
-)
 def test_an_int_too_large_for_a_float_is_a_metric_error():
     with pytest.raises(MetricError):
         validate("m", 10**400)
@@ -172,13 +166,6 @@ def test_indenting_a_docstring_keeps_its_hash(text, role, indent):
     assert _prompt(indented, role).hash == function.hash
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inspect.cleandoc keeps a last line of blanks: the closing quotes of a docstring "
-    "on a line of their own add '\\n    ' to the template, its hash and the rendered text; "
-    "Python 3.13 strips that indentation from __doc__ itself, so the hash of one prompt "
-    "differs between Python versions",
-)
 def test_closing_quotes_on_their_own_line_do_not_change_the_template():
     def one_line():
         """Name a job for {{ description }}."""
