@@ -300,17 +300,6 @@ def test_reading_commands_import_neither_litellm_nor_pandas(prompt_log, db_path)
         assert result.stdout.splitlines()[-1] == "heavy: []", command
 
 
-def test_the_reading_docs_carry_the_current_help():
-    """docs/reading.md pastes every command's --help with cog; regenerate it with
-    `cog -r docs/reading.md` after changing the CLI."""
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [sys.executable, "-m", "cogapp", "--check", "docs/reading.md"],
-        cwd=root, capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_names_from_the_log_are_never_read_as_markup():
     constructed = pytest.importorskip("test_read").constructed
     constructed("exp [bold]x[/] [1]", [1.0, 2.0], [True, False])
