@@ -577,20 +577,21 @@ class Writer:
         failure (disk full, read-only, locked), to be tried again."""
         try:
             self._write(batch)
-        except sqlite3.OperationalError as e:
-            self._error = e
-            return batch
-        except Exception:
-            # A record that can never be written (it breaks a constraint, or a
-            # value cannot be stored): write the others one by one, drop it.
+        except Exception as e:
+            if _passing(e):
+                self._error = e
+                return batch
+            # A record that can never be written (it breaks a constraint, names a
+            # column that does not exist, holds a value SQLite cannot store):
+            # write the others one by one, and drop it.
             for index, record in enumerate(batch):
                 try:
                     self._write([record])
-                except sqlite3.OperationalError as e:
-                    self._error = e
-                    self._handled(batch[:index])
-                    return batch[index:]
                 except Exception as e:
+                    if _passing(e):
+                        self._error = e
+                        self._handled(batch[:index])
+                        return batch[index:]
                     self._dropped = e
                     if record[0] == "call" and not record[2].done():
                         record[2].set_exception(e)
@@ -685,12 +686,22 @@ class Writer:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.OperationalError:
-            raise  # retried with the batch
         except BaseException as e:
+            if _passing(e):
+                raise  # tried again with the batch
             future.set_exception(e)
         else:
             future.set_result(result)
+
+
+def _passing(error: BaseException) -> bool:
+    """Whether a write error may go away by itself (a full disk, a read-only file,
+    a lock held by another program) rather than come back for the same records
+    (SQLITE_ERROR: no such table or column)."""
+    return (
+        isinstance(error, sqlite3.OperationalError)
+        and getattr(error, "sqlite_errorname", "") != "SQLITE_ERROR"
+    )
 
 
 def _encode(column: str, value: Any) -> Any:
