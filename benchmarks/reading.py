@@ -40,9 +40,11 @@ def _stamp(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}000Z"
 
 
-def build_log(path: Path, experiments: int = 100, runs_per_experiment: int = 1000) -> Path:
+def build_log(
+    path: Path, experiments: int = 100, runs_per_experiment: int = 1000, calls_per_run: int = 1
+) -> Path:
     """Write a log of ``experiments`` x ``runs_per_experiment`` runs, each with three
-    metrics (bool, int, float), one call and two prompt versions."""
+    metrics (bool, int, float), ``calls_per_run`` calls and two prompt versions."""
     from promptlog import store
 
     store.writer(path).flush()
@@ -83,7 +85,6 @@ def build_log(path: Path, experiments: int = 100, runs_per_experiment: int = 100
             runs, metrics, calls, links, call_links = [], [], [], [], []
             for i in range(runs_per_experiment):
                 run_id = _ulid(ms + i, e * runs_per_experiment + i)
-                call_id = _ulid(ms + i, 10**9 + e * runs_per_experiment + i)
                 runs.append((run_id, exp_id, i, "succeeded" if i % 50 else "failed",
                              _stamp(ms + i), _stamp(ms + i + 900), 0.9,
                              json.dumps({"name": f"Name {i}"}), "json", hyper))
@@ -97,10 +98,14 @@ def build_log(path: Path, experiments: int = 100, runs_per_experiment: int = 100
                      "prompt_version_id": version * 2 - 1},
                     {"role": "user", "content": f"Name job {i}.", "prompt_version_id": version * 2},
                 ])
-                calls.append((call_id, run_id, "namer", "StructuredBot", model,
-                               '{"temperature": 0.7}', messages, f"Name {i}", 40 + i % 7,
-                               12 + i % 5, 0.00002, 0.4 + (i % 10) / 20, _stamp(ms + i)))
-                call_links += [(call_id, 0, version * 2 - 1), (call_id, 1, version * 2)]
+                for c in range(calls_per_run):
+                    call_id = _ulid(
+                        ms + i, 10**10 + (e * runs_per_experiment + i) * calls_per_run + c
+                    )
+                    calls.append((call_id, run_id, "namer", "StructuredBot", model,
+                                  '{"temperature": 0.7}', messages, f"Name {i}", 40 + i % 7,
+                                  12 + i % 5, 0.00002, 0.4 + (i % 10) / 20, _stamp(ms + i)))
+                    call_links += [(call_id, 0, version * 2 - 1), (call_id, 1, version * 2)]
             conn.executemany(
                 "INSERT INTO runs (id, experiment_id, execution_index, status, started_at, "
                 "ended_at, duration_s, result, result_format, hyperparameters) "
