@@ -129,3 +129,46 @@ def test_4_processes_logging_500_runs_each_into_one_file_lose_nothing(db_path, t
         "WHERE json_extract(r.result, '$.process') = CAST(substr(e.name, 9) AS INTEGER)",
     ) == [(PROCESSES * n,)]
     assert integrity(db_path) == "ok"
+
+
+def test_ids_are_unique_time_sorted_ulids_across_threads_and_a_forked_child():
+    import os
+    import time
+
+    crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    before = time.time_ns() // 1_000_000
+    made: list[list[str]] = [[] for _ in range(8)]
+
+    def make(into: list[str]) -> None:
+        into.extend(store.new_id() for _ in range(20_000))
+
+    threads = [threading.Thread(target=make, args=(ids,)) for ids in made]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child's ids, as a fork at any point would make them
+        os.write(write, "\n".join(store.new_id() for _ in range(20_000)).encode())
+        os._exit(0)
+    os.close(write)
+    parent = [store.new_id() for _ in range(20_000)]  # meanwhile, from the same count on
+    with os.fdopen(read) as pipe:
+        forked = pipe.read().split("\n")
+    os.waitpid(child, 0)
+    after = time.time_ns() // 1_000_000
+
+    every = [i for ids in made for i in ids] + parent + forked
+    assert len(set(every)) == len(every) == 10 * 20_000
+    for ids in [*made, parent, forked]:
+        assert ids == sorted(ids)  # in creation order within each thread
+    # Ids are unique between processes by random bits drawn per process (characters
+    # 11-18); a forked child must draw its own, or it would repeat its parent's ids.
+    assert {i[10:18] for i in forked}.isdisjoint({i[10:18] for i in parent})
+    for one in every[::997]:
+        assert len(one) == 26 and set(one) <= set(crockford)
+        millisecond = 0
+        for character in one[:10]:
+            millisecond = millisecond * 32 + crockford.index(character)
+        assert before <= millisecond <= after
