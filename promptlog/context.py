@@ -11,47 +11,60 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@dataclass
 class RunContext:
     """What the log needs to know about the run in progress.
 
     Bots and prompts add themselves here as they are used, so each run's
-    hyperparameters are captured without the user writing them down.
+    hyperparameters are captured without the user writing them down. Slotted:
+    an experiment of 100,000 executions keeps one of these per run.
     """
 
-    id: str
-    experiment_id: str
-    execution_index: int
-    db: Any  # the store.Writer this run logs to
-    bots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    prompt_version_ids: dict[int, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    result: Any = None
-    has_result: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    __slots__ = (
+        "id",
+        "experiment_id",
+        "execution_index",
+        "db",
+        "bots",
+        "prompt_version_ids",
+        "metrics",
+        "result",
+        "has_result",
+        "_lock",
+    )
+
+    def __init__(self, id: str, experiment_id: str, execution_index: int, db: Any):
+        self.id = id
+        self.experiment_id = experiment_id
+        self.execution_index = execution_index
+        self.db = db  # the store.Writer this run logs to
+        self.bots: dict[str, dict[str, Any]] = {}
+        self.prompt_version_ids: dict[int, str] = {}
+        self.metrics: dict[str, float] = {}
+        self.result: Any = None
+        self.has_result = False
+        self._lock = threading.Lock()
 
     def note_bot(self, key: str, description: Callable[[], dict[str, Any]]) -> None:
         """Record a bot used in this run (once per bot)."""
         if key not in self.bots:
-            with self.lock:
+            with self._lock:
                 self.bots.setdefault(key, description())
 
     def note_prompt_version(self, prompt_version_id: int, name: str) -> None:
-        """Record a prompt version rendered in this run (once per version)."""
+        """Record a prompt version rendered or sent in this run (once per version)."""
         if prompt_version_id not in self.prompt_version_ids:
-            with self.lock:
+            with self._lock:
                 self.prompt_version_ids.setdefault(prompt_version_id, name)
 
     def claim_metric(self, name: str, value: float) -> bool:
         """Keep ``value`` as this run's ``name``; False if the run already has one."""
-        with self.lock:
+        with self._lock:
             if name in self.metrics:
                 return False
             self.metrics[name] = value

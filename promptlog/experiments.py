@@ -79,29 +79,33 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
+_encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
 def encode_result(value: Any) -> tuple[str, str]:
     """``(text, format)``: JSON where the value allows it, else its repr."""
     try:
-        return json.dumps(_to_jsonable(value), ensure_ascii=False, allow_nan=False), "json"
+        return _encode_json(_to_jsonable(value)), "json"
     except (TypeError, ValueError):
         return repr(value), "repr"
 
 
-@dataclasses.dataclass
-class Run:
-    """One execution of an experiment, as it happened in this process."""
+class Run(RunContext):
+    """One execution of an experiment: its id, index, status, timing, result,
+    error and metrics (and, while it runs, the bots and prompts it uses)."""
 
-    id: str
-    execution_index: int
-    status: str = "running"
-    started_at: str = ""
-    duration_s: float | None = None
-    result: Any = None
-    error: BaseException | None = None
-    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
-    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
-    context: RunContext | None = dataclasses.field(default=None, repr=False)
-    _clock: float = dataclasses.field(default=0.0, repr=False)
+    __slots__ = ("status", "started_at", "duration_s", "error", "_clock")
+
+    def __init__(self, id: str, experiment_id: str, execution_index: int, db: Any):
+        super().__init__(id, experiment_id, execution_index, db)
+        self.status = "running"
+        self.started_at = store.now()
+        self.duration_s: float | None = None
+        self.error: BaseException | None = None
+        self._clock = time.perf_counter()
+
+    def __repr__(self) -> str:
+        return f"<Run {self.execution_index} {self.id} {self.status}>"
 
 
 # --- finding the block's source ------------------------------------------------
@@ -284,9 +288,9 @@ class Experiment:
         """Call ``fn(*args, **kwargs)`` ``num_executions`` times, concurrently, each
         call a run; return the results in execution order (None where one failed)."""
         self._open()
+        body = functools.partial(self._call_and_keep, fn, args, kwargs)
         try:
-            for index in range(self.num_executions):
-                self._submit(index, functools.partial(self._call_and_keep, fn, args, kwargs))
+            self._launch(0, lambda index: body)
             self._wait()
         except BaseException:
             self._interrupt()
@@ -312,12 +316,10 @@ class Experiment:
                 namespace[as_name] = self
         self._open()
         if code is not None:
-            for index in range(1, self.num_executions):
-                self._submit(
-                    index, functools.partial(exec, code, dict(namespace))  # noqa: S102
-                )
+            block = code
+            self._launch(1, lambda index: functools.partial(exec, block, dict(namespace)))
         self._run0 = self._start_run(0)
-        self._token = set_current_run(self._run0.context)
+        self._token = set_current_run(self._run0)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
@@ -332,10 +334,10 @@ class Experiment:
         if isinstance(code, str):
             code = compile(code, "<experiment>", "exec")
         self._open()
-        for index in range(1, self.num_executions):
-            self._submit(index, functools.partial(exec, code, dict(namespace)))
+        block = code
+        self._launch(1, lambda index: functools.partial(exec, block, dict(namespace)))
         self._run0 = self._start_run(0)
-        token = set_current_run(self._run0.context)
+        token = set_current_run(self._run0)
         error: BaseException | None = None
         try:
             exec(code, namespace)  # noqa: S102
@@ -433,19 +435,37 @@ class Experiment:
                 from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
-        workers = min(self.max_workers, self.num_executions)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
 
-    def _submit(self, index: int, body: Callable[[], Any]) -> None:
-        assert self._pool is not None
-        # A fresh copy of the caller's context, in which _execute sets this run.
-        self._futures.append(self._pool.submit(copy_context().run, self._execute, index, body))
+    def _launch(self, first: int, body_for: Callable[[int], Callable[[], Any]]) -> None:
+        """Start the workers for executions ``first`` … N-1.
+
+        Each worker takes the next execution index until none is left (or Ctrl-C),
+        so an experiment of 100,000 executions holds a handful of futures, not
+        100,000. Workers start in a copy of the caller's context; each execution
+        runs in a copy of that, in which :meth:`_execute` sets its run.
+        """
+        indexes = iter(range(first, self.num_executions))
+        take = threading.Lock()
+
+        def work() -> None:
+            while not self._interrupted:
+                with take:
+                    index = next(indexes, None)
+                if index is None:
+                    return
+                copy_context().run(self._execute, index, body_for(index))
+
+        workers = min(self.max_workers, self.num_executions - first)
+        if workers < 1:
+            return
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
+        self._futures = [self._pool.submit(copy_context().run, work) for _ in range(workers)]
 
     def _execute(self, index: int, body: Callable[[], Any]) -> None:
         if self._interrupted:
             return
         run = self._start_run(index)
-        set_current_run(run.context)
+        set_current_run(run)
         try:
             body()
         except BaseException as error:  # recorded on the run, never lost
@@ -463,11 +483,7 @@ class Experiment:
 
     def _start_run(self, index: int) -> Run:
         assert self._db is not None and self.id is not None
-        run = Run(id=store.new_id(), execution_index=index, started_at=store.now())
-        run._clock = time.perf_counter()
-        run.context = RunContext(
-            id=run.id, experiment_id=self.id, execution_index=index, db=self._db
-        )
+        run = Run(store.new_id(), self.id, index, self._db)
         with self._lock:
             self.runs.append(run)
         self._db.insert(
@@ -485,37 +501,33 @@ class Experiment:
         return run
 
     def _end_run(self, run: Run, error: BaseException | None) -> None:
-        assert self._db is not None and run.context is not None
-        context = run.context
+        assert self._db is not None
         run.duration_s = time.perf_counter() - run._clock
-        run.metrics = dict(context.metrics)
-        run.result = context.result if context.has_result else None
         run.error = error
         if self._interrupted or (error is not None and not isinstance(error, Exception)):
             run.status = "interrupted"
         else:
             run.status = "failed" if error is not None else "succeeded"
-        run.hyperparameters = {
-            "bots": list(context.bots.values()),
-            "prompt_versions": [
-                {"id": pv_id, "name": name} for pv_id, name in context.prompt_version_ids.items()
-            ],
-            "metadata": self.metadata,
-        }
         values: dict[str, Any] = {
             "status": run.status,
             "ended_at": store.now(),
             "duration_s": run.duration_s,
-            "hyperparameters": run.hyperparameters,
+            "hyperparameters": {
+                "bots": list(run.bots.values()),
+                "prompt_versions": [
+                    {"id": pv_id, "name": name} for pv_id, name in run.prompt_version_ids.items()
+                ],
+                "metadata": self.metadata,
+            },
         }
-        if context.has_result:
-            values["result"], values["result_format"] = encode_result(context.result)
+        if run.has_result:
+            values["result"], values["result_format"] = encode_result(run.result)
         if error is not None:
             values["error_type"] = type(error).__name__
             values["error_message"] = str(error)
             values["traceback"] = "".join(traceback.format_exception(error))
         self._db.update("runs", run.id, values)
-        for pv_id in context.prompt_version_ids:
+        for pv_id in run.prompt_version_ids:
             self._db.insert("run_prompt_versions", {"run_id": run.id, "prompt_version_id": pv_id})
         if self._bar is not None:
             self._bar.update(1)
@@ -542,8 +554,8 @@ class Experiment:
         self._finish("interrupted")
 
     def _close(self) -> None:
-        assert self._pool is not None
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         failed = sum(run.status == "failed" for run in self.runs)
         self._finish("failed" if failed == len(self.runs) else "succeeded")
         if not self.quiet:
