@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = args.keep_logs or Path(tempfile.mkdtemp(prefix="promptlog-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     sizes = ["10k", "100k"] if args.quick else ["10k", "100k", "1M"]
+    machine = _machine()  # the code measured is the code at the start
     started = time.perf_counter()
     sections: list[Section] = []
     large_log: Path | None = None
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if args.keep_logs is None:
             shutil.rmtree(folder, ignore_errors=True)
-    text = render(sections, time.perf_counter() - started, args)
+    text = render(sections, time.perf_counter() - started, args, machine)
     args.output.write_text(text)
     print(f"\nwrote {args.output}")
     if not args.quick and chosen == list(BENCHMARKS) and args.output == HERE / "results.md":
@@ -101,13 +102,15 @@ def _update_docs(text: str) -> None:
     print(f"updated {doc}")
 
 
-def render(sections: list[Section], seconds: float, args: argparse.Namespace) -> str:
+def render(
+    sections: list[Section], seconds: float, args: argparse.Namespace, machine: str
+) -> str:
     lines = [
         "# promptlog benchmarks",
         "",
         f"Written by `python -m benchmarks{' --quick' if args.quick else ''}` on "
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds / 60:.0f} min: "
-        f"{_machine()}. Every ratio is taken within one repetition, promptlog and its "
+        f"{machine}. Every ratio is taken within one repetition, promptlog and its "
         f"baseline measured side by side; figures are the median over the repetitions, "
         f"with min and max.",
         "",
@@ -122,8 +125,8 @@ def render(sections: list[Section], seconds: float, args: argparse.Namespace) ->
                 shown = row.ratio if row.ratio is not None and "×" in row.goal else row.figure
                 unit = row.ratio_label if shown is row.ratio else row.unit
                 measured = _figure(shown, unit) if shown is not None else row.note
-                lines.append(f"| {section.title}: {row.what} | {measured} | {row.goal} | "
-                             f"{_met(row.met)} |")
+                lines.append(f"| {_cell(section.title + ': ' + row.what)} | {_cell(measured)} | "
+                             f"{row.goal} | {_met(row.met)} |")
     for section in sorted(sections, key=lambda s: int(s.title.split(".")[0])):
         lines += ["", f"## {section.title}", "", section.about, "",
                   "| what | median | min | max | unit | ratio: median (min–max) | goal | met | "
@@ -146,7 +149,12 @@ def _row(row: Row) -> str:
         cells += [_number(figure.median), _number(figure.low), _number(figure.high), row.unit]
     cells.append(_figure(row.ratio, row.ratio_label) if row.ratio is not None else "")
     cells += [row.goal, _met(row.met), row.note]
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _cell(text: str) -> str:
+    """A table cell is one line, and a pipe in it (an error message's) is no column."""
+    return text.replace("\n", " ").replace("|", "\\|")
 
 
 def _figure(figure: Figure, unit: str) -> str:
@@ -175,6 +183,10 @@ def _machine() -> str:
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                              "promptlog"], cwd=ROOT, capture_output=True, text=True).stdout
+    if commit and changed.strip():
+        commit += " with uncommitted changes"
     return (f"{os.cpu_count()} CPUs, Python {platform.python_version()}, SQLite "
             f"{sqlite3.sqlite_version}, promptlog at {commit or 'an unknown commit'}, "
             f"{platform.system()} {platform.release()}")
