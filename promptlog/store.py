@@ -440,8 +440,9 @@ class Writer:
     held too long), the writer keeps it and tries again, and every logging call
     and :meth:`flush` raises :class:`WriteError`; once a commit succeeds,
     logging resumes with nothing accepted before lost. A record that can never
-    be written (it breaks a constraint) is dropped on its own, and the error is
-    raised once, by the next logging call or flush.
+    be written (it breaks a constraint, or names a table or column that does not
+    exist) is dropped on its own, and the error is raised once, by the next
+    logging call or flush.
     """
 
     def __init__(self, path: Path):
