@@ -605,6 +605,12 @@ class Writer:
             if record[0] == "flush":
                 record[1].set()
             elif record[0] == "close":
+                try:
+                    # Fold the WAL into the file even while a reader in this process
+                    # keeps it open (then SQLite would not on close): the file is whole.
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass  # another process is reading: its last close will fold it
                 self._conn.close()
                 self._closed = True
                 self._error = sqlite3.ProgrammingError("the log was closed")
