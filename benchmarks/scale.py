@@ -63,8 +63,8 @@ def measure(path: str, reps: int) -> dict[str, Any]:
     ).fetchone()
     size = sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
     operations = {
-        "list experiments (`log.experiment_records()`, as `promptlog experiments`)":
-            lambda: log.experiment_records(),
+        "list experiments (`log.experiment_records(limit=20)`, as `promptlog experiments`)":
+            lambda: log.experiment_records(limit=20),
         "show one run (`log.run(id)`, as `promptlog show`)": lambda: log.run(run_id),
         "one experiment's runs into pandas (`log.runs(id)`)": lambda: log.runs(experiment_id),
         "diff a prompt (`str(promptlog.diff(name, 1, 2))`)":

@@ -214,10 +214,8 @@ def status(as_json: bool) -> None:
 def experiments(limit: int, as_json: bool) -> None:
     """List experiments with their runs and metric means."""
     with _open() as log:
-        records = log.experiment_records()
+        records = log.experiment_records(limit=limit or None)
         kinds = log.metric_kinds() if not as_json else {}
-    if limit:
-        records.rows = records.rows[-limit:]
     items = records.dicts(nest=True)
     if as_json:
         _echo_json(items)

@@ -289,10 +289,21 @@ class Log:
 
     # experiments -------------------------------------------------------------------
 
-    def experiment_records(self, experiments: str | Iterable[str] | None = None) -> Records:
+    def experiment_records(
+        self, experiments: str | Iterable[str] | None = None, *, limit: int | None = None
+    ) -> Records:
         """One row per experiment: status, times, run counts and the mean of each
-        metric (for a bool metric, its pass rate)."""
+        metric (for a bool metric, its pass rate). ``limit`` keeps the latest N."""
         ids = None if experiments is None else self.experiment_ids(experiments)
+        if ids is None and limit:
+            # Only the latest experiments' runs are read: fast on a log of any size.
+            ids = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT id FROM experiments ORDER BY created_at DESC, id DESC LIMIT ?",
+                    [limit],
+                )
+            ]
         taken = set(_EXPERIMENT_COLUMNS)
         records = Records([], [], dict(_EXPERIMENT_TYPES), groups=("metrics",))
         pivot = ""
@@ -325,10 +336,12 @@ class Log:
         records.columns, records.rows = found.columns, found.rows
         return records
 
-    def experiments(self, experiments: str | Iterable[str] | None = None) -> pd.DataFrame:
-        """One row per experiment (default all, oldest first): status, times, run
-        counts and the mean of each metric as a column."""
-        return self.experiment_records(experiments).to_pandas()
+    def experiments(
+        self, experiments: str | Iterable[str] | None = None, *, limit: int | None = None
+    ) -> pd.DataFrame:
+        """One row per experiment (default all, oldest first; ``limit``: the latest N):
+        status, times, run counts and the mean of each metric as a column."""
+        return self.experiment_records(experiments, limit=limit).to_pandas()
 
     # runs --------------------------------------------------------------------------
 

@@ -75,8 +75,8 @@ def now() -> str:
     return f"{cached[1]}.{fraction:06d}Z"
 
 
-# ULIDs: 48 bits of milliseconds, then 80 bits that python-ulid fills with random
-# bytes under a lock (~5 us an id). Here they are 40 random bits drawn once per
+# ULIDs: 48 bits of milliseconds, then 80 bits that a ULID library fills with random
+# bytes under a lock (~5 us an id, python-ulid). Here they are 40 random bits drawn once per
 # process and a 40-bit count: still unique (the count within a process, the
 # random bits between processes), sorted by time, and in creation order within
 # a millisecond, for a tenth of the cost, and no lock (next() on a count is atomic).
