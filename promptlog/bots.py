@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pydantic
 
 from . import store
-from .context import current_run
+from .context import RunContext, current_run
 from .errors import BotError, StructuredOutputError
 from .prompts import Message
 
@@ -115,19 +115,21 @@ def _loggable(name: str, value: Any) -> Any:
 
 
 def _secrets(kwargs: dict[str, Any]) -> list[str]:
-    """Every value among the call's arguments that must never reach the log."""
+    """Every value among the call's arguments that must never reach the log: any
+    string under an argument or key named like a secret (key, token, auth …), and
+    every header value."""
     found: list[str] = []
 
-    def visit(name: str, value: Any) -> None:
+    def visit(name: str, value: Any, secret: bool) -> None:
+        lowered = name.lower()
+        secret = secret or "header" in lowered or any(w in lowered for w in _SECRET_WORDS)
         if isinstance(value, dict):
             for key, inner in value.items():
-                visit(str(key), inner)
-        elif isinstance(value, str) and len(value) >= 6:
-            lowered = name.lower()
-            if any(word in lowered for word in _SECRET_WORDS) or "header" in lowered:
-                found.append(value)
-                if value.lower().startswith("bearer "):
-                    found.append(value[7:])
+                visit(str(key), inner, secret)
+        elif secret and isinstance(value, str) and len(value) >= 6:
+            found.append(value)
+            if value.lower().startswith("bearer "):
+                found.append(value[7:])
 
     for name, value in kwargs.items():
         if name in ("api_base", "base_url") and isinstance(value, str):
@@ -135,13 +137,7 @@ def _secrets(kwargs: dict[str, Any]) -> list[str]:
             parts = urlsplit(value)
             found += [p for p in (parts.username, parts.password) if p and len(p) >= 6]
         if name not in LOGGED_PARAMETERS:
-            visit(name, value)
-            if isinstance(value, dict) and "header" in name.lower():
-                for inner in value.values():
-                    if isinstance(inner, str) and len(inner) >= 6:
-                        found.append(inner)
-                        if inner.lower().startswith("bearer "):
-                            found.append(inner[7:])
+            visit(name, value, False)
     return sorted(set(found), key=len, reverse=True)
 
 
@@ -268,7 +264,13 @@ class SimpleBot:
                 version = message.prompt_version
                 if version is not None:
                     run.note_prompt_version(version.id, version.name)
-        kwargs = {**self.litellm_kwargs, **(extra or {})}
+        extra = extra or {}
+        kwargs = {**self.litellm_kwargs, **extra}
+        parameters = self.parameters()
+        parameters.update(
+            (name, _loggable(name, value)) for name, value in extra.items()
+            if name in LOGGED_PARAMETERS
+        )
         retries = 0
         while True:
             started = store.now()
@@ -283,8 +285,8 @@ class SimpleBot:
                     **kwargs,
                 )
             except Exception as error:
-                self._log(conversation, kwargs, None, time.perf_counter() - clock, started,
-                          attempt, status="failed", error=error)
+                self._log(run, conversation, parameters, None, time.perf_counter() - clock,
+                          started, attempt, status="failed", error=error)
                 if retries < self.num_retries and isinstance(error, _transient_errors()):
                     retries += 1
                     attempt += 1
@@ -298,19 +300,19 @@ class SimpleBot:
                     parsed = validate(response)
                 except _ReplyInvalid as invalid:
                     invalid.attempt = attempt
-                    self._log(conversation, kwargs, response, latency, started, attempt,
-                              status="invalid", error=invalid)
+                    self._log(run, conversation, parameters, response, latency, started,
+                              attempt, status="invalid", error=invalid)
                     raise
-            self._log(conversation, kwargs, response, latency, started, attempt,
+            self._log(run, conversation, parameters, response, latency, started, attempt,
                       status="succeeded", parsed=parsed)
             response.parsed = parsed
-            response.attempt = attempt
             return response
 
     def _log(
         self,
+        run: RunContext | None,
         conversation: list[Message],
-        kwargs: dict[str, Any],
+        parameters: dict[str, Any],
         response: Any,
         latency: float,
         started: str,
@@ -321,16 +323,11 @@ class SimpleBot:
         parsed: Any = None,
     ) -> None:
         """Queue the ``calls`` row of one attempt: a dict and a queue put, no I/O."""
-        run = current_run()
-        secrets = self._secrets or _secrets(kwargs)
+        secrets = self._secrets
         text = usage = None
         if response is not None:
             text = response.choices[0].message.content
             usage = getattr(response, "usage", None)
-        parameters = self.parameters()
-        for name, value in kwargs.items():
-            if name in LOGGED_PARAMETERS:
-                parameters[name] = _loggable(name, value)
         call_id = store.new_id()
         writer = run.db if run is not None else store.writer()
         writer.insert(
