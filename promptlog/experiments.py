@@ -288,9 +288,8 @@ class Experiment:
         """Call ``fn(*args, **kwargs)`` ``num_executions`` times, concurrently, each
         call a run; return the results in execution order (None where one failed)."""
         self._open()
-        body = functools.partial(self._call_and_keep, fn, args, kwargs)
         try:
-            self._launch(0, lambda index: body)
+            self._launch(0, functools.partial(self._call_and_keep, fn, args, kwargs))
             self._wait()
         except BaseException:
             self._interrupt()
@@ -314,12 +313,7 @@ class Experiment:
             namespace = _namespace(frame)
             if as_name:
                 namespace[as_name] = self
-        self._open()
-        if code is not None:
-            block = code
-            self._launch(1, lambda index: functools.partial(exec, block, dict(namespace)))
-        self._run0 = self._start_run(0)
-        self._token = set_current_run(self._run0)
+        self._token = self._begin_block(code, namespace)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
@@ -333,11 +327,9 @@ class Experiment:
         (The ``%%experiment`` notebook magic runs a cell this way.)"""
         if isinstance(code, str):
             code = compile(code, "<experiment>", "exec")
-        self._open()
-        block = code
-        self._launch(1, lambda index: functools.partial(exec, block, dict(namespace)))
-        self._run0 = self._start_run(0)
-        token = set_current_run(self._run0)
+        # The copies start from the namespace as it is now, not as execution 0,
+        # running in it at the same time, leaves it.
+        token = self._begin_block(code, dict(namespace))
         error: BaseException | None = None
         try:
             exec(code, namespace)  # noqa: S102
@@ -348,6 +340,16 @@ class Experiment:
         self._end_block(error)
         if error is not None:
             raise error
+
+    def _begin_block(self, code: CodeType | None, snapshot: dict[str, Any]) -> Any:
+        """Start a block: executions 1 … N-1 of ``code`` on the workers, each in its
+        own copy of ``snapshot``, and execution 0 as the caller's current run.
+        Returns the token that resets the current run."""
+        self._open()
+        if code is not None:
+            self._launch(1, lambda: exec(code, dict(snapshot)))  # noqa: S102
+        self._run0 = self._start_run(0)
+        return set_current_run(self._run0)
 
     def _end_block(self, exc: BaseException | None) -> None:
         """After the caller's own pass (execution 0): record it, wait for the others."""
@@ -436,8 +438,8 @@ class Experiment:
 
             self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
 
-    def _launch(self, first: int, body_for: Callable[[int], Callable[[], Any]]) -> None:
-        """Start the workers for executions ``first`` … N-1.
+    def _launch(self, first: int, body: Callable[[], Any]) -> None:
+        """Start the workers that run ``body`` as executions ``first`` … N-1.
 
         Each worker takes the next execution index until none is left (or Ctrl-C),
         so an experiment of 100,000 executions holds a handful of futures, not
@@ -453,7 +455,7 @@ class Experiment:
                     index = next(indexes, None)
                 if index is None:
                     return
-                copy_context().run(self._execute, index, body_for(index))
+                copy_context().run(self._execute, index, body)
 
         workers = min(self.max_workers, self.num_executions - first)
         if workers < 1:

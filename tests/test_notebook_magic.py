@@ -43,6 +43,20 @@ def test_the_cell_runs_n_times_and_leaves_execution_zeros_names(shell, db_path):
     assert "<b>Experiment cells</b>" in exp._repr_html_()
 
 
+def test_every_execution_starts_from_the_notebook_as_it_was(shell, db_path):
+    shell.run_cell(
+        "from promptlog import metric\n"
+        "@metric\n"
+        "def seen(value):\n"
+        "    return value\n"
+        "counter = 0\n"
+    )
+    result = shell.run_cell("%%experiment counting -n 8 --workers 4\ncounter += 1\nseen(counter)\n")
+    result.raise_error()
+    assert [run.metrics["seen"] for run in result.result.runs] == [1] * 8
+    assert shell.user_ns["counter"] == 1
+
+
 def test_a_failing_cell_raises_after_every_execution_is_logged(shell, db_path):
     result = shell.run_cell("%%experiment failing -n 3\nraise ValueError('no')\n")
     assert isinstance(result.error_in_exec, ValueError)
