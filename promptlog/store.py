@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -472,10 +472,6 @@ class Writer:
     def insert(self, table: str, row: dict[str, Any]) -> None:
         self._put(("insert", table, row))
 
-    def insert_many(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self._put(("insert", table, row))
-
     def update(self, table: str, key: str, values: dict[str, Any]) -> None:
         self._put(("update", table, key, values))
 
@@ -711,18 +707,19 @@ def _passing(error: BaseException) -> bool:
     )
 
 
+def _as_json(value: Any) -> Any:
+    """A JSON column's value as text (None and text pass as they are)."""
+    return value if value is None or isinstance(value, str) else _encode_json(value)
+
+
 def _encode(column: str, value: Any) -> Any:
-    if column in _JSON_COLUMNS and value is not None and not isinstance(value, str):
-        return _encode_json(value)
-    return value
+    return _as_json(value) if column in _JSON_COLUMNS else value
 
 
 def _encoded(row: dict[str, Any], json_columns: list[int]) -> list[Any]:
     values = list(row.values())
     for i in json_columns:
-        value = values[i]
-        if value is not None and not isinstance(value, str):
-            values[i] = _encode_json(value)
+        values[i] = _as_json(values[i])
     return values
 
 
