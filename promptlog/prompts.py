@@ -138,7 +138,7 @@ class PromptFunction:
                     f"{e.lineno}: {e.message}."
                 ) from None
             self._variables = frozenset(jinja2.meta.find_undeclared_variables(parsed))
-            self._compiled = _jinja.from_string(self.template)
+            self._compiled = _jinja.from_string(parsed)  # parsed once, above
         return self._compiled
 
     def render(self, *args: Any, **kwargs: Any) -> str:
