@@ -156,6 +156,18 @@ def test_json_object_mode_returns_a_json_object():
     assert isinstance(json.loads(content(response)), dict)
 
 
+def test_a_json_schema_in_the_prompt_is_followed_without_response_format():
+    from promptlog.schemas import schema_instructions
+
+    system = {"role": "system", "content": f"You name jobs.\n\n"
+              f"{schema_instructions(JobName.model_json_schema())}"}
+    messages = [system, {"role": "user", "content": "Someone who builds AI apps."}]
+    for response_format in (None, {"type": "json_object"}):
+        for seed in range(5):
+            text = content(complete(messages, seed=seed, response_format=response_format))
+            assert JobName.model_validate_json(text).name
+
+
 def names(text: str, seeds: int = 30) -> list[str]:
     return [
         JobName.model_validate_json(offline.reply(ask(text), seed=s, response_format=JobName)).name
