@@ -38,7 +38,7 @@ from litellm.llms.custom_llm import CustomLLM  # noqa: E402
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage  # noqa: E402
 from litellm.utils import custom_llm_setup, type_to_response_format_param  # noqa: E402
 
-from .schemas import schema_from_text  # noqa: E402
+from .schemas import has_finite_instance, schema_from_text  # noqa: E402
 
 __all__ = [
     "ALWAYS_INVALID_HOOK",
@@ -178,12 +178,18 @@ def reply(
     ``response_format`` takes what litellm accepts: a pydantic model class, or a dict
     ``{"type": "json_schema", "json_schema": {"schema": ...}}`` or ``{"type": "json_object"}``.
     Without a schema there, a JSON schema written in a system or user message is used.
+    A schema that no finite value matches raises ``ValueError``.
     """
     structured, schema = _schema_of(response_format)
     if schema is None:
         in_prompt = _schema_in_prompt(messages)
         if in_prompt is not None:
             structured, schema = True, in_prompt
+    if schema is not None and not has_finite_instance(schema):
+        raise ValueError(
+            "The response schema has no finite instance (a required field refers back to "
+            "its own object with no way to end), so no reply can match it."
+        )
     user_texts = [_text(m) for m in messages if m.get("role") == "user"]
     if any(ALWAYS_INVALID_HOOK in text for text in user_texts):
         writer = _Writer(messages, seed, schema, _keywords(user_texts[-1:]))
@@ -222,7 +228,14 @@ def _answer(model: str, messages: list, kwargs: dict[str, Any]) -> _Answer:
     params = kwargs.get("optional_params") or {}
     full_model = model if model.startswith(f"{PROVIDER}/") else f"{PROVIDER}/{model}"
     _price(full_model)
-    content = reply(messages, seed=_seed(params), response_format=params.get("response_format"))
+    try:
+        content = reply(
+            messages, seed=_seed(params), response_format=params.get("response_format")
+        )
+    except ValueError as error:
+        # Raised as litellm's own error, it reaches the caller as a bad request (anything
+        # else becomes a connection error, which callers retry).
+        raise litellm.BadRequestError(str(error), model=full_model, llm_provider=PROVIDER) from None
     return _Answer(
         model=full_model,
         content=content,
