@@ -25,6 +25,7 @@ from .prompts import Message
 from .schemas import has_finite_instance, schema_instructions
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+_BotT = TypeVar("_BotT", bound="SimpleBot")
 
 # The only litellm arguments that reach the log. Everything else (api_key,
 # headers, provider credentials …) is used for the call and never written.
@@ -184,6 +185,17 @@ class SimpleBot:
     server error or timeout is retried ``num_retries`` times (default 2) with
     backoff; every attempt is logged.
     """
+
+    def __new__(cls: type[_BotT], *args: Any, **kwargs: Any) -> _BotT:
+        # Before __init__, so that a call in the old positional style is told what to do.
+        if len(args) > 1:
+            raise TypeError(
+                f"{cls.__name__} takes the system prompt as its only positional argument; "
+                f"pass the others by keyword: {cls.__name__}(system_prompt, "
+                f"{'pydantic_model=..., ' if issubclass(cls, StructuredBot) else ''}"
+                f"model_name=...)."
+            )
+        return super().__new__(cls)
 
     def __init__(
         self,

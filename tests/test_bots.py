@@ -380,9 +380,9 @@ def test_max_retries_on_a_simple_bot_says_to_pass_num_retries():
 
 
 def test_arguments_after_the_system_prompt_are_keyword_only():
-    with pytest.raises(TypeError, match="positional"):
+    with pytest.raises(TypeError, match=r"by keyword: SimpleBot\(system_prompt, model_name="):
         SimpleBot("s", "gpt-4o-mini")  # type: ignore[misc]
-    with pytest.raises(TypeError, match="positional"):
+    with pytest.raises(TypeError, match="pydantic_model=..., model_name="):
         StructuredBot("s", JobName, "gpt-4o-mini")  # type: ignore[misc]
     with pytest.raises(TypeError, match="model_name"):
         SimpleBot("s")  # type: ignore[call-arg]
