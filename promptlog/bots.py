@@ -406,7 +406,9 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
     ``"prompt"``, the schema in the system prompt alone. A server that rejects the
     ``response_format`` sent (a 400 naming it) gets the next of these, and the
     choice is kept for that model and ``api_base`` for the rest of the process.
-    Pass ``structured_output=`` to use one mode and never fall back.
+    Pass ``structured_output=`` to use one mode and never fall back, or tell litellm
+    that a local model takes a schema: ``litellm.register_model({"openai/my-model":
+    {"litellm_provider": "openai", "mode": "chat", "supports_response_schema": True}})``.
     """
 
     def __init__(
