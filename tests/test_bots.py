@@ -358,6 +358,14 @@ def test_a_model_that_recurses_with_no_way_to_end_is_refused_when_the_bot_is_mad
             StructuredBot("s", pydantic_model=model, model_name="promptlog/offline")
 
 
+def test_a_model_with_no_json_schema_is_refused_when_the_bot_is_made():
+    class Handle(BaseModel, arbitrary_types_allowed=True):
+        thread: threading.Thread
+
+    with pytest.raises(BotError, match="Handle has no JSON schema"):
+        StructuredBot("s", pydantic_model=Handle, model_name="promptlog/offline")
+
+
 def test_a_recursive_model_with_a_way_to_end_works_on_the_offline_model(db_path):
     bot = StructuredBot("You draw trees.", pydantic_model=Tree, model_name="promptlog/offline")
     assert isinstance(bot("a family tree"), Tree)
