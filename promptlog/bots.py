@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
@@ -22,8 +22,10 @@ from . import store
 from .context import RunContext, current_run
 from .errors import BotError, StructuredOutputError
 from .prompts import Message
+from .schemas import has_finite_instance, schema_instructions
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+_BotT = TypeVar("_BotT", bound="SimpleBot")
 
 # The only litellm arguments that reach the log. Everything else (api_key,
 # headers, provider credentials …) is used for the call and never written.
@@ -177,19 +179,31 @@ class SimpleBot:
 
     ``model_name`` is any model litellm knows (``"gpt-4o-mini"``,
     ``"anthropic/claude-3-5-haiku-latest"``, ``"ollama/llama3"``), or
-    ``"promptlog/offline"`` for the built-in offline stand-in. Other keyword
-    arguments go to ``litellm.completion``; only an allow-list of them is logged.
-    A rate limit, server error or timeout is retried ``num_retries`` times
-    (default 2) with backoff; every attempt is logged.
+    ``"promptlog/offline"`` for the built-in offline stand-in. Every argument after
+    the system prompt is passed by keyword. Other keyword arguments go to
+    ``litellm.completion``; only an allow-list of them is logged. A rate limit,
+    server error or timeout is retried ``num_retries`` times (default 2) with
+    backoff; every attempt is logged.
     """
+
+    def __new__(cls: type[_BotT], *args: Any, **kwargs: Any) -> _BotT:
+        # Before __init__, so that a call in the old positional style is told what to do.
+        if len(args) > 1:
+            raise TypeError(
+                f"{cls.__name__} takes the system prompt as its only positional argument; "
+                f"pass the others by keyword: {cls.__name__}(system_prompt, "
+                f"{'pydantic_model=..., ' if issubclass(cls, StructuredBot) else ''}"
+                f"model_name=...)."
+            )
+        return super().__new__(cls)
 
     def __init__(
         self,
         system_prompt: str | Message,
+        *,
         model_name: str,
         temperature: float = 0.0,
         name: str | None = None,
-        *,
         num_retries: int = 2,
         retry_backoff: float = 0.5,
         **litellm_kwargs: Any,
@@ -199,6 +213,7 @@ class SimpleBot:
                 "A bot needs model_name: e.g. \"gpt-4o-mini\", \"ollama/llama3\", or "
                 "\"promptlog/offline\" for the offline stand-in."
             )
+        _check_litellm_kwargs(type(self).__name__, litellm_kwargs)
         self.system_prompt = _as_message(system_prompt, role="system")
         self.model_name = model_name
         self.temperature = temperature
@@ -248,11 +263,14 @@ class SimpleBot:
         extra: dict[str, Any] | None = None,
         attempt: int = 1,
         validate: Callable[[Any], Any] | None = None,
+        logged: dict[str, Any] | None = None,
     ) -> Any:
         """Call the model, retrying transient errors, logging each attempt.
 
         ``validate`` turns a reply into a parsed value (or raises); its result is
         logged as the parsed response and returned as ``response.parsed``.
+        ``logged`` adds parameters to the log that are not sent. An error that ends
+        the call is raised with the number of its attempt in ``_promptlog_attempt``.
         """
         litellm = _get_litellm()
         run = current_run()
@@ -271,6 +289,7 @@ class SimpleBot:
             (name, _loggable(name, value)) for name, value in extra.items()
             if name in LOGGED_PARAMETERS
         )
+        parameters.update(logged or {})
         retries = 0
         while True:
             started = store.now()
@@ -292,6 +311,7 @@ class SimpleBot:
                     attempt += 1
                     time.sleep(_retry_delay(error, retries, self.retry_backoff))
                     continue
+                error._promptlog_attempt = attempt  # type: ignore[attr-defined]
                 raise
             latency = time.perf_counter() - clock
             parsed = None
@@ -379,17 +399,28 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
     On invalid JSON or a validation error the bot asks again with the error fed
     back, up to ``max_retries`` times, then raises
     :class:`~promptlog.errors.StructuredOutputError` carrying every attempt.
+
+    How the schema reaches the model (``structured_output``, logged on each call):
+    ``"json_schema"`` in ``response_format`` where litellm knows the model takes it,
+    else ``"json_object"`` (JSON mode) with the schema in the system prompt, else
+    ``"prompt"``, the schema in the system prompt alone. A server that rejects the
+    ``response_format`` sent (a 400 naming it) gets the next of these, and the
+    choice is kept for that model and ``api_base`` for the rest of the process.
+    Pass ``structured_output=`` to use one mode and never fall back, or tell litellm
+    that a local model takes a schema: ``litellm.register_model({"openai/my-model":
+    {"litellm_provider": "openai", "mode": "chat", "supports_response_schema": True}})``.
     """
 
     def __init__(
         self,
         system_prompt: str | Message,
+        *,
         pydantic_model: type[ModelT],
         model_name: str,
         temperature: float = 0.0,
         name: str | None = None,
-        *,
         max_retries: int = 3,
+        structured_output: StructuredOutput | None = None,
         **litellm_kwargs: Any,
     ):
         is_model = isinstance(pydantic_model, type) and issubclass(
@@ -400,12 +431,34 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
                 f"StructuredBot needs pydantic_model= a pydantic BaseModel class, "
                 f"not {pydantic_model!r}."
             )
-        super().__init__(system_prompt, model_name, temperature, name, **litellm_kwargs)
+        if structured_output is not None and structured_output not in STRUCTURED_OUTPUTS:
+            raise BotError(
+                f"structured_output={structured_output!r} is not a mode: use one of "
+                f"{', '.join(map(repr, STRUCTURED_OUTPUTS))}, or leave it out to let the "
+                f"bot choose."
+            )
+        if "response_format" in litellm_kwargs:
+            raise BotError(
+                "StructuredBot sets response_format from pydantic_model; to choose how the "
+                "schema is sent, pass structured_output= one of "
+                f"{', '.join(map(repr, STRUCTURED_OUTPUTS))}."
+            )
+        self._schema = _json_schema(pydantic_model)
+        super().__init__(
+            system_prompt, model_name=model_name, temperature=temperature, name=name,
+            **litellm_kwargs,
+        )
         self.pydantic_model = pydantic_model
         self.max_retries = max_retries
+        self.structured_output = structured_output
+        api_base = litellm_kwargs.get("api_base") or litellm_kwargs.get("base_url")
+        self._endpoint = (model_name, _clean_api_base(api_base) if api_base else None)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "pydantic_model": self.pydantic_model.__name__}
+        described = {**super().describe(), "pydantic_model": self.pydantic_model.__name__}
+        if self.structured_output is not None:
+            described["structured_output"] = self.structured_output
+        return described
 
     def __call__(self, *messages: str | Message) -> ModelT:  # type: ignore[override]
         if not messages:
@@ -415,12 +468,7 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
         attempt = 1
         for _ in range(self.max_retries + 1):
             try:
-                response = self._complete(
-                    conversation,
-                    {"response_format": self.pydantic_model},
-                    attempt=attempt,
-                    validate=self._validate,
-                )
+                response = self._complete_structured(conversation, attempt)
                 return response.parsed
             except _ReplyInvalid as invalid:
                 attempts.append((invalid.reply, invalid.error))
@@ -440,6 +488,55 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
             f"attempts; the last error was:\n{attempts[-1][1]}",
             attempts,
         )
+
+    def structured_output_mode(self) -> StructuredOutput:
+        """The mode the next call uses: the one passed, else the one chosen for this
+        model and ``api_base``."""
+        if self.structured_output is not None:
+            return self.structured_output
+        mode = _chosen_modes.get(self._endpoint)
+        if mode is None:
+            mode = _chosen_modes.setdefault(
+                self._endpoint,
+                _default_mode(self.model_name, self.litellm_kwargs.get("custom_llm_provider")),
+            )
+        return mode
+
+    def _complete_structured(self, conversation: list[Message], attempt: int) -> Any:
+        """One step: a request in the current mode, and in each later mode in turn
+        while the server rejects the ``response_format`` sent."""
+        while True:
+            mode = self.structured_output_mode()
+            extra: dict[str, Any] = {}
+            if mode == "json_schema":
+                extra["response_format"] = self.pydantic_model
+            elif mode == "json_object":
+                extra["response_format"] = {"type": "json_object"}
+            sent = conversation
+            if mode != "json_schema":
+                # Added to the system prompt, which keeps its prompt version: some chat
+                # templates refuse a second system message.
+                system, *rest = conversation
+                instructions = schema_instructions(self._schema)
+                sent = [
+                    Message(system.role, f"{system.content}\n\n{instructions}",
+                            system.prompt_version),
+                    *rest,
+                ]
+            try:
+                return self._complete(
+                    sent,
+                    extra,
+                    attempt=attempt,
+                    validate=self._validate,
+                    logged={"structured_output": mode},
+                )
+            except Exception as error:
+                forced = self.structured_output is not None
+                if forced or mode == "prompt" or not _rejects_response_format(error):
+                    raise
+                _fall_back(self._endpoint, mode)
+                attempt = getattr(error, "_promptlog_attempt", attempt) + 1
 
     def _validate(self, response: Any) -> ModelT:
         text = response.choices[0].message.content or ""
@@ -472,3 +569,75 @@ def _strip_fences(text: str) -> str:
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
         stripped = stripped.rsplit("```", 1)[0]
     return stripped
+
+
+StructuredOutput = Literal["json_schema", "json_object", "prompt"]
+# From the most to the least help a server gives; a bot falls back along this order.
+STRUCTURED_OUTPUTS: tuple[StructuredOutput, ...] = ("json_schema", "json_object", "prompt")
+
+# (model, api_base) -> the mode StructuredBots use there, for the life of the process.
+_chosen_modes: dict[tuple[str, str | None], StructuredOutput] = {}
+_chosen_modes_lock = threading.Lock()
+
+
+def _default_mode(model: str, provider: str | None = None) -> StructuredOutput:
+    """The JSON schema if litellm knows the model takes one, else JSON mode if the
+    provider takes ``response_format`` at all, else the prompt."""
+    litellm = _get_litellm()
+    if litellm.supports_response_schema(model, custom_llm_provider=provider):
+        return "json_schema"
+    try:
+        model, provider, _, _ = litellm.get_llm_provider(model, custom_llm_provider=provider)
+        supported = litellm.get_supported_openai_params(model, custom_llm_provider=provider)
+    except Exception:  # a provider litellm cannot place: be safe
+        supported = None
+    return "json_object" if supported and "response_format" in supported else "prompt"
+
+
+def _fall_back(endpoint: tuple[str, str | None], rejected: StructuredOutput) -> None:
+    """Remember that ``endpoint`` rejected ``rejected``: use the next mode from now on
+    (never an earlier one, whatever another thread learnt meanwhile)."""
+    following = STRUCTURED_OUTPUTS[STRUCTURED_OUTPUTS.index(rejected) + 1]
+    with _chosen_modes_lock:
+        current = _chosen_modes.get(endpoint, rejected)
+        if STRUCTURED_OUTPUTS.index(current) < STRUCTURED_OUTPUTS.index(following):
+            _chosen_modes[endpoint] = following
+
+
+def _rejects_response_format(error: BaseException) -> bool:
+    """Whether a server (or litellm) refused the request for its ``response_format``:
+    a 400 or 422 that names it. llama.cpp-based servers answer 500 to it, so a 500 that
+    names it counts too."""
+    status = getattr(error, "status_code", None)
+    return status in (400, 422, 500) and "response_format" in str(error)
+
+
+def _json_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema, once checked that some reply can validate against it."""
+    try:
+        schema = model.model_json_schema()
+    except pydantic.PydanticUserError as error:
+        raise BotError(
+            f"{model.__name__} has no JSON schema, so no model can be asked for it: {error}"
+        ) from None
+    if not has_finite_instance(schema):
+        raise BotError(
+            f"{model.__name__} has no finite instance: a required field refers back to it "
+            f"with no way to end, so no reply can ever validate. Make the recursive field "
+            f"optional (`Optional[...] = None`) or a list, which may be empty."
+        )
+    return schema
+
+
+def _check_litellm_kwargs(bot_class: str, litellm_kwargs: dict[str, Any]) -> None:
+    """Refuse litellm arguments that the bot sets itself, with what to pass instead."""
+    if "max_retries" in litellm_kwargs:
+        raise BotError(
+            f"{bot_class} retries rate limits, server errors and timeouts itself, so that "
+            f"every attempt is logged: pass num_retries={litellm_kwargs['max_retries']!r} "
+            f"instead of max_retries= (litellm's own retries are turned off)."
+        )
+    if "model" in litellm_kwargs:
+        raise BotError(f"{bot_class} takes the model as model_name=, not model=.")
+    if "messages" in litellm_kwargs:
+        raise BotError(f"{bot_class} takes messages when called: bot(message, ...).")

@@ -5,9 +5,11 @@ a key or a network. It is a litellm custom provider, so bots call it like any ot
 
 A reply is a pure function of the messages, the seed and the response schema: plain chat
 gets a few English sentences about the words of the last user message; a call with
-``response_format`` gets JSON valid against the schema. Two hooks in a user message help
-test retry logic: ``[offline:invalid-json]`` makes the first structured reply of a
-conversation broken JSON, ``[offline:always-invalid]`` makes every reply prose.
+``response_format``, or whose prompt gives a JSON schema (as a bot does for a model that
+cannot take one in ``response_format``), gets JSON valid against the schema. Two hooks
+in a user message help test retry logic: ``[offline:invalid-json]`` makes the first
+structured reply of a conversation broken JSON, ``[offline:always-invalid]`` makes every
+reply prose.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ import litellm  # noqa: E402
 from litellm.llms.custom_llm import CustomLLM  # noqa: E402
 from litellm.types.utils import GenericStreamingChunk, ModelResponse, Usage  # noqa: E402
 from litellm.utils import custom_llm_setup, type_to_response_format_param  # noqa: E402
+
+from .schemas import has_finite_instance, schema_from_text  # noqa: E402
 
 __all__ = [
     "ALWAYS_INVALID_HOOK",
@@ -173,8 +177,19 @@ def reply(
 
     ``response_format`` takes what litellm accepts: a pydantic model class, or a dict
     ``{"type": "json_schema", "json_schema": {"schema": ...}}`` or ``{"type": "json_object"}``.
+    Without a schema there, a JSON schema written in a system or user message is used.
+    A schema that no finite value matches raises ``ValueError``.
     """
     structured, schema = _schema_of(response_format)
+    if schema is None:
+        in_prompt = _schema_in_prompt(messages)
+        if in_prompt is not None:
+            structured, schema = True, in_prompt
+    if schema is not None and not has_finite_instance(schema):
+        raise ValueError(
+            "The response schema has no finite instance (a required field refers back to "
+            "its own object with no way to end), so no reply can match it."
+        )
     user_texts = [_text(m) for m in messages if m.get("role") == "user"]
     if any(ALWAYS_INVALID_HOOK in text for text in user_texts):
         writer = _Writer(messages, seed, schema, _keywords(user_texts[-1:]))
@@ -213,7 +228,14 @@ def _answer(model: str, messages: list, kwargs: dict[str, Any]) -> _Answer:
     params = kwargs.get("optional_params") or {}
     full_model = model if model.startswith(f"{PROVIDER}/") else f"{PROVIDER}/{model}"
     _price(full_model)
-    content = reply(messages, seed=_seed(params), response_format=params.get("response_format"))
+    try:
+        content = reply(
+            messages, seed=_seed(params), response_format=params.get("response_format")
+        )
+    except ValueError as error:
+        # Raised as litellm's own error, it reaches the caller as a bad request (anything
+        # else becomes a connection error, which callers retry).
+        raise litellm.BadRequestError(str(error), model=full_model, llm_provider=PROVIDER) from None
     return _Answer(
         model=full_model,
         content=content,
@@ -290,6 +312,8 @@ def _price_locked(model: str) -> None:
                 "max_output_tokens": 4096,
                 "input_cost_per_token": 0.0,
                 "output_cost_per_token": 0.0,
+                # It follows a JSON schema given in response_format, as bots can tell.
+                "supports_response_schema": True,
                 # Without these litellm warns that cache pricing defaults to 0.
                 "cache_creation_input_token_cost": 0.0,
                 "cache_read_input_token_cost": 0.0,
@@ -342,6 +366,16 @@ def _schema_of(response_format: Any) -> tuple[bool, dict[str, Any] | None]:
     if kind == "json_object":
         return True, response_format.get("response_schema")
     return False, None
+
+
+def _schema_in_prompt(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The JSON schema the last system or user message that gives one asks for."""
+    for message in reversed(messages):
+        if message.get("role") in ("system", "user"):
+            schema = schema_from_text(_text(message))
+            if schema is not None:
+                return schema
+    return None
 
 
 def _break_json(text: str) -> str:

@@ -1,7 +1,8 @@
 """A fake OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
 
 It lets tests drive litellm's real HTTP path (usage, errors, 429 retries, latency) with
-no network. Standard library only, so importing it costs nothing::
+no network. Standard library only (and promptlog's own schemas), so importing it costs
+nothing::
 
     with FakeOpenAIServer() as server:
         server.enqueue(status=429, headers={"retry-after": "0"})
@@ -19,11 +20,13 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .schemas import schema_from_text
 
 __all__ = ["FakeOpenAIServer"]
 
@@ -60,6 +63,10 @@ class FakeOpenAIServer:
     ``enqueue`` scripts the next responses. Usage counts are deterministic: prompt
     tokens are the whitespace-separated words of all request messages, completion tokens
     the words of the reply.
+
+    ``response_formats`` lists the ``response_format`` types the server takes (by default
+    all); a request asking for another gets a 400 naming ``response_format``, before any
+    queued response is used, as llama-cpp-python's server refuses ``json_schema``.
     """
 
     def __init__(
@@ -68,11 +75,13 @@ class FakeOpenAIServer:
         max_requests: int = 10_000,
         max_seconds: float = 300.0,
         reply: str = "Hello from the fake server.",
+        response_formats: Collection[str] | None = None,
     ) -> None:
         self.latency = latency
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.reply = reply
+        self.response_formats = None if response_formats is None else frozenset(response_formats)
         self._lock = threading.Lock()
         self._queue: deque[_Scripted] = deque()
         self._requests: list[dict[str, Any]] = []
@@ -236,11 +245,29 @@ class FakeOpenAIServer:
 
     def _record(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, _Scripted]:
         """Keep the request; return its number (from 1) and the response to give it."""
+        refusal = self._refusal(body)
         with self._lock:
             self._requests.append(body)
             self._request_headers.append(headers)
+            if refusal is not None:
+                return len(self._requests), refusal
             scripted = self._queue.popleft() if self._queue else _Scripted()
             return len(self._requests), scripted
+
+    def _refusal(self, body: dict[str, Any]) -> _Scripted | None:
+        """The 400 for a ``response_format`` type this server does not take, if it is one."""
+        response_format = body.get("response_format")
+        if self.response_formats is None or not isinstance(response_format, dict):
+            return None
+        kind = response_format.get("type")
+        if kind in self.response_formats:
+            return None
+        accepted = " or ".join(f'"{k}"' for k in sorted(self.response_formats)) or "nothing"
+        error = _error_body(
+            400, f"response_format type must be {accepted}, but got: {kind}"
+        )
+        error["error"]["param"] = "response_format"
+        return _Scripted(status=400, body=error, delay=0.0)
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep, cut short by ``stop``; False when the server stopped meanwhile."""
@@ -477,15 +504,31 @@ def _count_words(content: Any) -> int:
 
 
 def _content_for(request: dict[str, Any], reply: str) -> str:
-    """The default assistant message: ``reply``, or JSON when the request asks for it."""
+    """The default assistant message: ``reply``, or JSON when the request asks for it
+    (an object that fits the JSON schema of ``response_format``, or else of the prompt)."""
     response_format = request.get("response_format") or {}
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {}
         return json.dumps(_example(schema, schema))
+    in_prompt = _schema_in_messages(request.get("messages") or [])
+    if in_prompt is not None:
+        return json.dumps(_example(in_prompt, in_prompt))
     if kind == "json_object":
         return json.dumps({"reply": reply})
     return reply
+
+
+def _schema_in_messages(messages: list[Any]) -> dict[str, Any] | None:
+    """The JSON schema written in the last system or user message that gives one."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") in ("system", "user"):
+            content = message.get("content")
+            if isinstance(content, str):
+                schema = schema_from_text(content)
+                if schema is not None:
+                    return schema
+    return None
 
 
 def _example(schema: Any, root: Any, depth: int = 0) -> Any:

@@ -10,9 +10,10 @@ from pathlib import Path
 import litellm
 import pytest
 from jobs import JobName, namer_system, namer_user
+from pydantic import BaseModel
 
 import promptlog
-from promptlog import SimpleBot, StructuredBot
+from promptlog import SimpleBot, StructuredBot, bots
 from promptlog.errors import BotError, StructuredOutputError
 
 
@@ -220,3 +221,176 @@ def test_no_secret_reaches_the_database_file(db_path, fake_openai):
     data = b"".join(p.read_bytes() for p in files if p.exists())
     assert b"SECRET" not in data
     assert len(calls(db_path)) == 3
+
+
+# --- how the schema reaches the model ----------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fresh_structured_output_choices(monkeypatch):
+    """Each test starts with no mode learnt: a port a server used may come back."""
+    monkeypatch.setattr(bots, "_chosen_modes", {}, raising=False)
+
+
+def sent_format(request: dict) -> str | None:
+    response_format = request.get("response_format")
+    return response_format["type"] if response_format else None
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "json_object", "prompt"])
+def test_each_structured_output_mode_sends_the_schema_its_way(db_path, fake_openai, mode):
+    bot = StructuredBot(namer_system("manager"), pydantic_model=JobName,
+                        structured_output=mode, **fake_openai.bot_kwargs)
+    assert isinstance(bot(namer_user("builds apps")), JobName)
+    (request,) = fake_openai.requests
+    assert sent_format(request) == {"prompt": None}.get(mode, mode)
+    system = request["messages"][0]["content"]
+    assert system.startswith("You are an manager.")
+    assert ('"description"' in system) == (mode != "json_schema")  # the schema, in the prompt
+    (row,) = calls(db_path)
+    assert row["status"] == "succeeded"
+    assert row["parameters"]["structured_output"] == mode
+    assert row["messages"][0]["content"] == system  # logged as sent
+    assert row["messages"][0]["prompt_version_id"] == namer_system("x").prompt_version.id
+
+
+@pytest.mark.fake_openai(response_formats=["text", "json_object"])
+def test_a_server_that_refuses_json_schema_gets_json_mode_from_then_on(db_path, fake_openai):
+    # litellm knows that gpt-4o-mini takes a JSON schema; this server does not.
+    bot = StructuredBot("You name jobs.", pydantic_model=JobName, model_name="openai/gpt-4o-mini",
+                        api_base=fake_openai.base_url, api_key="sk-fake")
+    assert bot.structured_output_mode() == "json_schema"
+    assert isinstance(bot("name it"), JobName)
+    assert [sent_format(r) for r in fake_openai.requests] == ["json_schema", "json_object"]
+    rows = calls(db_path)
+    assert [(r["attempt"], r["status"], r["parameters"]["structured_output"]) for r in rows] == [
+        (1, "failed", "json_schema"),
+        (2, "succeeded", "json_object"),
+    ]
+    assert "response_format" in rows[0]["error"]
+
+    # Remembered for this model and server, by any bot of the process.
+    other = StructuredBot("You name jobs.", pydantic_model=JobName,
+                          model_name="openai/gpt-4o-mini", api_base=fake_openai.base_url,
+                          api_key="sk-fake")
+    assert isinstance(other("name it again"), JobName)
+    assert [sent_format(r) for r in fake_openai.requests[2:]] == ["json_object"]
+
+
+@pytest.mark.fake_openai(response_formats=["text"])
+def test_a_server_that_refuses_both_formats_gets_the_schema_in_the_prompt(db_path, fake_openai):
+    fake_openai.enqueue(content="not JSON")  # a validation retry is a step of its own
+    bot = StructuredBot("You name jobs.", pydantic_model=JobName, model_name="openai/gpt-4o-mini",
+                        api_base=fake_openai.base_url, api_key="sk-fake")
+    assert isinstance(bot("name it"), JobName)
+    assert [sent_format(r) for r in fake_openai.requests] == ["json_schema", "json_object",
+                                                              None, None]
+    rows = calls(db_path)
+    assert [(r["attempt"], r["status"], r["parameters"]["structured_output"]) for r in rows] == [
+        (1, "failed", "json_schema"),
+        (2, "failed", "json_object"),
+        (3, "invalid", "prompt"),
+        (4, "succeeded", "prompt"),
+    ]
+    assert bot.structured_output_mode() == "prompt"
+
+
+@pytest.mark.fake_openai(response_formats=["text", "json_object"])
+def test_a_forced_mode_never_falls_back(db_path, fake_openai):
+    bot = StructuredBot("You name jobs.", pydantic_model=JobName, structured_output="json_schema",
+                        **fake_openai.bot_kwargs)
+    with pytest.raises(litellm.BadRequestError, match="response_format"):
+        bot("name it")
+    assert len(fake_openai.requests) == 1
+    assert bot.describe()["structured_output"] == "json_schema"
+    with pytest.raises(BotError, match="structured_output='xml'"):
+        StructuredBot("s", pydantic_model=JobName, model_name="gpt-4o-mini",
+                      structured_output="xml")
+    with pytest.raises(BotError, match="structured_output="):
+        StructuredBot("s", pydantic_model=JobName, model_name="gpt-4o-mini",
+                      response_format={"type": "json_object"})
+
+
+def test_the_mode_follows_what_litellm_knows_of_the_model():
+    def mode(model: str) -> str:
+        return StructuredBot("s", pydantic_model=JobName, model_name=model).structured_output_mode()
+
+    assert mode("gpt-4o-mini") == "json_schema"
+    assert mode("promptlog/offline") == "json_schema"
+    assert mode("openai/some-local-model") == "json_object"  # OpenAI-style, schema unknown
+    assert mode("replicate/some-model") == "prompt"  # no response_format at all
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "json_object", "prompt"])
+def test_the_offline_model_answers_in_every_mode(db_path, mode):
+    bot = StructuredBot(namer_system("manager"), pydantic_model=JobName,
+                        model_name="promptlog/offline", structured_output=mode)
+    result = bot(namer_user("someone who builds full stack AI apps"))
+    assert isinstance(result, JobName) and result.name
+    (row,) = calls(db_path)
+    assert (row["status"], row["parameters"]["structured_output"]) == ("succeeded", mode)
+
+
+# --- models that no reply can satisfy -----------------------------------------
+
+
+class Endless(BaseModel):
+    me: Endless
+
+
+class Ping(BaseModel):
+    pong: Pong
+
+
+class Pong(BaseModel):
+    ping: Ping | Endless
+
+
+class Tree(BaseModel):
+    name: str
+    children: list[Tree]
+    parent: Tree | None = None
+
+
+def test_a_model_that_recurses_with_no_way_to_end_is_refused_when_the_bot_is_made():
+    for model in (Endless, Ping):
+        with pytest.raises(BotError, match="no finite instance"):
+            StructuredBot("s", pydantic_model=model, model_name="promptlog/offline")
+
+
+def test_a_model_with_no_json_schema_is_refused_when_the_bot_is_made():
+    class Handle(BaseModel, arbitrary_types_allowed=True):
+        thread: threading.Thread
+
+    with pytest.raises(BotError, match="Handle has no JSON schema"):
+        StructuredBot("s", pydantic_model=Handle, model_name="promptlog/offline")
+
+
+def test_a_recursive_model_with_a_way_to_end_works_on_the_offline_model(db_path):
+    bot = StructuredBot("You draw trees.", pydantic_model=Tree, model_name="promptlog/offline")
+    assert isinstance(bot("a family tree"), Tree)
+    assert [r["status"] for r in calls(db_path)] == ["succeeded"]
+
+
+# --- constructor arguments ------------------------------------------------------
+
+
+def test_max_retries_on_a_simple_bot_says_to_pass_num_retries():
+    with pytest.raises(BotError, match="num_retries=3"):
+        SimpleBot("s", model_name="gpt-4o-mini", max_retries=3, mock_response="ok")
+    with pytest.raises(BotError, match="model_name="):
+        SimpleBot("s", model_name="gpt-4o-mini", model="gpt-4o")
+    # StructuredBot's max_retries is its own: how often an invalid reply is asked again.
+    bot = StructuredBot("s", pydantic_model=JobName, model_name="gpt-4o-mini", max_retries=0,
+                        mock_response="no JSON")
+    with pytest.raises(StructuredOutputError, match="after 1 attempts"):
+        bot("name it")
+
+
+def test_arguments_after_the_system_prompt_are_keyword_only():
+    with pytest.raises(TypeError, match=r"by keyword: SimpleBot\(system_prompt, model_name="):
+        SimpleBot("s", "gpt-4o-mini")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="pydantic_model=..., model_name="):
+        StructuredBot("s", JobName, "gpt-4o-mini")  # type: ignore[misc]
+    with pytest.raises(TypeError, match="model_name"):
+        SimpleBot("s")  # type: ignore[call-arg]

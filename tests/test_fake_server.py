@@ -149,6 +149,35 @@ def test_structured_reply_fits_the_json_schema(litellm, fake_openai):
     assert fake_openai.requests[0]["response_format"]["type"] == "json_schema"
 
 
+@pytest.mark.fake_openai(response_formats=["text", "json_object"])
+def test_a_response_format_the_server_does_not_take_gets_a_400_naming_it(litellm, fake_openai):
+    class Person(BaseModel):
+        name: str
+
+    fake_openai.enqueue(content='{"name": "queued"}')
+    with pytest.raises(litellm.BadRequestError, match="response_format") as caught:
+        complete(litellm, fake_openai, response_format=Person, **NO_RETRIES)
+    assert "json_schema" in str(caught.value)
+
+    # The refusal used no queued response; the formats the server takes are answered.
+    reply = complete(litellm, fake_openai, response_format={"type": "json_object"})
+    assert reply.choices[0].message.content == '{"name": "queued"}'
+    assert complete(litellm, fake_openai).choices[0].message.content.startswith("Hello")
+    assert [r.get("response_format", {}).get("type") for r in fake_openai.requests] == [
+        "json_schema", "json_object", None
+    ]
+
+
+def test_a_schema_in_the_prompt_gets_a_reply_that_fits_it(litellm, fake_openai):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    system = f"Answer with this JSON schema:\n```json\n{json.dumps(schema)}\n```"
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Where?"}]
+    for response_format in (None, {"type": "json_object"}):
+        response = complete(litellm, fake_openai, messages=messages,
+                            response_format=response_format)
+        assert json.loads(response.choices[0].message.content) == {"city": "example"}
+
+
 def test_streaming_reply(litellm, fake_openai):
     chunks = complete(litellm, fake_openai, stream=True)
 

@@ -156,6 +156,29 @@ def test_json_object_mode_returns_a_json_object():
     assert isinstance(json.loads(content(response)), dict)
 
 
+def test_a_json_schema_in_the_prompt_is_followed_without_response_format():
+    from promptlog.schemas import schema_instructions
+
+    system = {"role": "system", "content": f"You name jobs.\n\n"
+              f"{schema_instructions(JobName.model_json_schema())}"}
+    messages = [system, {"role": "user", "content": "Someone who builds AI apps."}]
+    for response_format in (None, {"type": "json_object"}):
+        for seed in range(5):
+            text = content(complete(messages, seed=seed, response_format=response_format))
+            assert JobName.model_validate_json(text).name
+
+
+class Endless(BaseModel):
+    me: Endless
+
+
+def test_a_schema_with_no_finite_instance_is_a_bad_request_not_a_recursion_error():
+    with pytest.raises(litellm.BadRequestError, match="no finite instance"):
+        complete(ask("Go on."), response_format=Endless)
+    with pytest.raises(ValueError, match="no finite instance"):
+        offline.reply(ask("Go on."), response_format=Endless)
+
+
 def names(text: str, seeds: int = 30) -> list[str]:
     return [
         JobName.model_validate_json(offline.reply(ask(text), seed=s, response_format=JobName)).name
