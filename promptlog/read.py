@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import stats, store
 from .errors import ExperimentError, PromptNotFoundError
+from .metrics import KINDS, widest_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -281,11 +282,10 @@ class Log:
                 f"SELECT DISTINCT m.name, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
                 f"WHERE r.experiment_id IN ({sql_list(experiment_ids)})"
             ).fetchall()
-        kinds: dict[str, str] = {}
+        kinds: dict[str, list[str]] = {}
         for name, kind in rows:
-            if _WIDTH[kind] >= _WIDTH[kinds.get(name, "bool")]:
-                kinds[name] = kind
-        return dict(sorted(kinds.items()))
+            kinds.setdefault(name, []).append(kind)
+        return {name: widest_kind(kinds[name]) for name in sorted(kinds)}
 
     # experiments -------------------------------------------------------------------
 
@@ -439,19 +439,19 @@ class Log:
         """:meth:`summary` without pandas."""
         (experiment_id,) = self.experiment_ids(experiment)
         values: dict[str, list[float]] = {}
-        kinds: dict[str, str] = {}
+        kinds: dict[str, set[str]] = {}
         for name, value, kind in self.conn.execute(
             "SELECT m.name, m.value, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
             "WHERE r.experiment_id = ? ORDER BY m.name",
             [experiment_id],
         ):
             values.setdefault(name, []).append(value)
-            kinds[name] = max(kinds.get(name, kind), kind)
+            kinds.setdefault(name, set()).add(kind)
         columns = ["metric", "kind", "n", "mean", "std", "stderr", "ci_low", "ci_high"]
-        rows = [
-            tuple([name, kinds[name], *summarise(found, kinds[name]).values()])
-            for name, found in values.items()
-        ]
+        rows = []
+        for name, found in values.items():
+            kind = widest_kind(kinds[name])
+            rows.append((name, kind, *summarise(found, kind).values()))
         return Records(columns, rows, {"n": "int"}, index="metric")
 
     # calls -------------------------------------------------------------------------
@@ -686,23 +686,20 @@ class Log:
         return found
 
 
-# How wide a metric kind is: a metric logged as int in one run and float in
-# another is a float metric.
-_WIDTH = {"bool": 0, "int": 1, "float": 2}
-# Every metric name with its widest kind, found by skipping through the index on
-# metrics(name, kind) (a few seeks per name) rather than reading every value.
-_ALL_METRIC_KINDS = """
+# Every metric name with each kind it was logged with, found by skipping through
+# the index on metrics(name, kind) (a few seeks per name) rather than reading
+# every value; widest_kind picks the metric's kind.
+_ALL_METRIC_KINDS = f"""
 WITH RECURSIVE names(name) AS (
     SELECT MIN(name) FROM metrics
     UNION ALL
     SELECT (SELECT MIN(name) FROM metrics WHERE name > names.name)
     FROM names WHERE name IS NOT NULL
 )
-SELECT name, CASE
-    WHEN EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = 'float') THEN 'float'
-    WHEN EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = 'int') THEN 'int'
-    ELSE 'bool' END
-FROM names WHERE name IS NOT NULL
+SELECT names.name, kinds.kind FROM names
+JOIN ({" UNION ALL ".join(f"SELECT '{kind}' AS kind" for kind in KINDS)}) kinds
+WHERE names.name IS NOT NULL
+AND EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = kinds.kind)
 """
 
 _EXPERIMENT_COLUMNS = (
