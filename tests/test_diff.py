@@ -69,11 +69,25 @@ def test_side_by_side_html_for_notebooks():
     assert html.count("<table") == 1
     assert "v1 (sha256:" in html and "v2 (sha256:" in html
     assert 'class="diff_add"' in html and "background-color" in html
-    assert "Use&nbsp;at&nbsp;most&nbsp;ten&nbsp;words." in html
+    assert ">Use at most ten words.</span>" in html
+    assert ">helpful</span>" in html and ">terse</span>" in html  # the words that changed
     data = found.to_dict()
     assert data["prompt"] == "diffs.assistant"
     assert (data["a"]["version"], data["b"]["version"]) == (1, 2)
     assert data["diff"] == found.unified
+
+
+def test_side_by_side_html_wraps_between_words_and_has_no_navigation_column():
+    words = "Answer every question about the weather in Reykjavik thoroughly and politely"
+    assistant(f"{words}, in English.")
+    found = promptlog.diff(assistant(f"{words}, in Icelandic please."))
+    html = found._repr_html_()
+    assert html.count("<tr>") == 2  # the titles, then one changed line
+    # four cells a row: line number and text on each side, no navigation links
+    assert html.count("<td") == 4 and "<a " not in html and "diff_next" not in html
+    assert "&nbsp;" not in html and "<br" not in html and "nowrap" not in html
+    assert f">{words}, in " in html.replace("</span>", "")  # never cut inside a word
+    assert "white-space: pre-wrap" in html
 
 
 def test_a_version_against_itself_says_so():
