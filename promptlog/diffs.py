@@ -1,7 +1,7 @@
 """What changed between two versions of a prompt.
 
     promptlog.diff("namer_user")          # the last two versions
-    promptlog.diff(namer_user, 1, 3)      # by number, or by hash (a prefix will do)
+    promptlog.diff(namer_user, 1, "v3")   # by number, or by hash (a prefix will do)
 
 ``str()`` of the result is a unified diff, as ``promptlog diff`` prints it; in a
 notebook it shows as a side-by-side HTML table. (The module is ``diffs`` so that
@@ -153,6 +153,25 @@ class PromptDiff:
         )
 
 
+# A version as a person writes it: a number of up to five digits, bare or as
+# printed (``v3``). Anything else, digits-only hashes of six or more included,
+# is a hash or a prefix of one.
+_VERSION_NUMBER = re.compile(r"[vV]?([0-9]{1,5})")
+
+
+def version_key(which: int | str | None) -> int | str | None:
+    """A version number (``3``, ``"3"``, ``"v3"``) as an int; a hash or a prefix of
+    one (``"sha256:1f2e…"``, ``"1f2e3d"``, ``"123456"``) as a string."""
+    if which is None or isinstance(which, int):
+        return which
+    text = which.strip()
+    number = _VERSION_NUMBER.fullmatch(text)
+    if number:
+        return int(number.group(1))
+    # find_version reads a string of digits as a number: mark it as a hash.
+    return f"sha256:{text}" if text.isdigit() else text
+
+
 def diff(
     prompt: PromptFunction | str,
     a: int | str | None = None,
@@ -162,9 +181,12 @@ def diff(
 
     ``prompt`` is a prompt function, its full ``module.qualname``, or the last
     part of that name when no other logged prompt shares it. ``a`` and ``b`` are
-    version numbers or hashes (a unique prefix is enough); with only ``b``, ``a``
-    is the version before it; with only ``a``, ``b`` is the latest.
+    version numbers (``3`` or ``"v3"``) or hashes: a unique prefix is enough, of
+    six characters or more, or starting ``sha256:`` (a shorter run of digits is
+    a version number). With only ``b``, ``a`` is the version before it; with only
+    ``a``, ``b`` is the latest.
     """
+    a, b = version_key(a), version_key(b)
     if isinstance(prompt, str):
         from .read import open as open_log
 
