@@ -536,11 +536,10 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     metrics; Welch when the run counts differ). The prompt versions and settings
     that differ are shown, with the diff of each changed prompt.
     """
+    from .comparisons import compare as compare_experiments
     from .comparisons import format_difference, format_p, format_value
-    from .read import Log
 
-    with Log() as log:
-        found = log.compare(a, b, metrics or None)
+    found = compare_experiments(a, b, metrics or None)
     if as_json:
         _echo_json(found.to_dict())
         return
