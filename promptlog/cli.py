@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 
     from .read import Log, Records
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Help is wrapped at 80 columns whatever the terminal, so docs/reading.md can
 # include it verbatim (cog checks it stays in sync).
-CONTEXT_SETTINGS = {
+_CONTEXT_SETTINGS = {
     "help_option_names": ["-h", "--help"],
     "max_content_width": 80,
     "terminal_width": 80,
@@ -66,7 +66,7 @@ def _log_path(path: str | None) -> Iterator[None]:
             os.environ[store.ENV_VAR] = before
 
 
-@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=_Group, context_settings=_CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="promptlog")
 @click.option(
     "--db",
@@ -83,11 +83,11 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.with_resource(_log_path(db))
 
 
-def json_option(fn: F) -> F:
+def _json_option(fn: _F) -> _F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
 
-def _limit_option(default: int, help: str) -> Callable[[F], F]:
+def _limit_option(default: int, help: str) -> Callable[[_F], _F]:
     """``-n/--limit``: a count of 0 or more (0 for all)."""
     return click.option(
         "-n", "--limit", type=click.IntRange(min=0), default=default, show_default=True,
@@ -171,7 +171,7 @@ def _no_rows(what: str) -> None:
 
 
 @cli.command()
-@json_option
+@_json_option
 def path(as_json: bool) -> None:
     """Print where the log is.
 
@@ -189,7 +189,7 @@ def path(as_json: bool) -> None:
 
 
 @cli.command()
-@json_option
+@_json_option
 def status(as_json: bool) -> None:
     """Count what the log holds, and show its size."""
     with _open() as log:
@@ -218,7 +218,7 @@ def status(as_json: bool) -> None:
 
 @cli.command()
 @_limit_option(20, "Show the latest N (0 for all).")
-@json_option
+@_json_option
 def experiments(limit: int, as_json: bool) -> None:
     """List experiments with their runs and metric means."""
     with _open() as log:
@@ -251,7 +251,7 @@ def experiments(limit: int, as_json: bool) -> None:
 @cli.command()
 @click.argument("experiment")
 @_limit_option(50, "Show the first N runs (0 for all).")
-@json_option
+@_json_option
 def runs(experiment: str, limit: int, as_json: bool) -> None:
     """List the runs of an experiment.
 
@@ -299,7 +299,7 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_id")
-@json_option
+@_json_option
 def show(run_id: str, as_json: bool) -> None:
     """Show one run with its metrics and calls.
 
@@ -382,7 +382,7 @@ def _preview(text: str, width: int = 66) -> str:
 @click.option("-p", "--prompt", help="Only calls whose messages came from this prompt.")
 @click.option("-e", "--experiment", help="Only calls of this experiment's runs.")
 @_limit_option(20, "Show the latest N (0 for all).")
-@json_option
+@_json_option
 def calls(
     model: str | None, prompt: str | None, experiment: str | None, limit: int, as_json: bool
 ) -> None:
@@ -433,7 +433,7 @@ def calls(
 
 @cli.command()
 @click.argument("name", required=False)
-@json_option
+@_json_option
 def prompts(name: str | None, as_json: bool) -> None:
     """List prompts, or one prompt's versions and metrics.
 
@@ -501,7 +501,7 @@ def _echo_diff(text: str) -> None:
 @click.argument("name")
 @click.argument("a", required=False)
 @click.argument("b", required=False)
-@json_option
+@_json_option
 def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
     """Show what changed between two versions of a prompt.
 
@@ -526,7 +526,7 @@ def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
 @click.option(
     "-m", "--metric", "metrics", multiple=True, help="Compare only this metric (repeatable)."
 )
-@json_option
+@_json_option
 def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     """Compare the metrics of two experiments.
 

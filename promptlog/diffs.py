@@ -159,7 +159,7 @@ class PromptDiff:
 _VERSION_NUMBER = re.compile(r"[vV]?([0-9]{1,5})")
 
 
-def version_key(which: int | str | None) -> int | str | None:
+def _version_key(which: int | str | None) -> int | str | None:
     """A version number (``3``, ``"3"``, ``"v3"``) as an int; a hash or a prefix of
     one (``"sha256:1f2e…"``, ``"1f2e3d"``, ``"123456"``) as a string."""
     if which is None or isinstance(which, int):
@@ -186,7 +186,7 @@ def diff(
     a version number). With only ``b``, ``a`` is the version before it; with only
     ``a``, ``b`` is the latest.
     """
-    a, b = version_key(a), version_key(b)
+    a, b = _version_key(a), _version_key(b)
     if isinstance(prompt, str):
         from .read import open as open_log
 

@@ -101,7 +101,7 @@ def _show_from_cell(shell: Any, error: BaseException, filename: str) -> None:
         pass
 
 
-def experiment_magic(line: str, cell: str) -> Experiment:
+def _experiment_magic(line: str, cell: str) -> Experiment:
     """``%%experiment NAME -n N [--workers W] [-o VAR]``: run the cell N times as an
     experiment."""
     from IPython import get_ipython
@@ -131,4 +131,4 @@ def experiment_magic(line: str, cell: str) -> Experiment:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    ipython.register_magic_function(experiment_magic, magic_kind="cell", magic_name="experiment")
+    ipython.register_magic_function(_experiment_magic, magic_kind="cell", magic_name="experiment")

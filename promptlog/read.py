@@ -98,7 +98,7 @@ class Records:
         return len(self.rows)
 
     def _repr_html_(self) -> str:
-        return html_table(self)
+        return _html_table(self)
 
     def add_metric(self, taken: set[str], name: str, kind: str) -> str:
         """Add a column for metric ``name`` holding ``kind`` values, named after the
@@ -207,7 +207,7 @@ class Log:
         )
         return (
             f"<p><b>promptlog log</b> <code>{html.escape(str(self.path))}</code>: {counts}</p>"
-            + html_table(self.experiment_records())
+            + _html_table(self.experiment_records())
         )
 
     def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), **types: str) -> Records:
@@ -450,7 +450,7 @@ class Log:
         rows = []
         for name, found in values.items():
             kind = widest_kind(kinds[name])
-            rows.append((name, kind, *summarise(found, kind).values()))
+            rows.append((name, kind, *_summarise(found, kind).values()))
         return Records(columns, rows, {"n": "int"}, index="metric")
 
     # calls -------------------------------------------------------------------------
@@ -851,7 +851,7 @@ _HISTORY_COLUMNS = (
 )  # fmt: skip
 
 
-def summarise(values: list[float], kind: str) -> dict[str, float]:
+def _summarise(values: list[float], kind: str) -> dict[str, float]:
     """n, mean, std, stderr and 95% interval of one metric's values."""
     result = stats.mean_interval(values)
     if kind == "bool" and values:
@@ -871,7 +871,7 @@ def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001
 # --- HTML ---------------------------------------------------------------------------
 
 
-def html_table(records: Records, limit: int = 50) -> str:
+def _html_table(records: Records, limit: int = 50) -> str:
     """A small HTML table of records, for notebooks (no pandas needed)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in records.columns)
     body = []
