@@ -612,13 +612,15 @@ def _write(records: Records, fmt: str, output: Any) -> None:
     bools = [i for i, c in enumerate(records.columns) if records.types.get(c) == "bool"]
     ints = [i for i, c in enumerate(records.columns) if records.types.get(c) == "int"]
     for row in records.rows:
-        if bools or ints:
-            row = list(row)
-            for i in bools:
-                row[i] = None if row[i] is None else bool(row[i])
-            for i in ints:
-                row[i] = None if row[i] is None else int(row[i])
-        writer.writerow(row)
+        if not (bools or ints):
+            writer.writerow(row)
+            continue
+        values = list(row)
+        for i in bools:
+            values[i] = None if values[i] is None else bool(values[i])
+        for i in ints:
+            values[i] = None if values[i] is None else int(values[i])
+        writer.writerow(values)
 
 
 # --- datasette and the demo ----------------------------------------------------------
