@@ -27,18 +27,53 @@ _LAZY = {
     "db_path": "store",
     "flush": "store",
     "open": "read",
+    "Log": "read",
+    "Records": "read",
     "compare": "comparisons",
+    "Comparison": "comparisons",
     "diff": "diffs",
+    "PromptDiff": "diffs",
+    # every error promptlog raises on purpose
     "PromptlogError": "errors",
+    "DatabaseError": "errors",
+    "NotAPromptlogDatabase": "errors",
+    "SchemaTooNewError": "errors",
+    "WriteError": "errors",
+    "PromptError": "errors",
+    "PromptVariableError": "errors",
+    "PromptTemplateError": "errors",
+    "PromptNotFoundError": "errors",
+    "BotError": "errors",
+    "StructuredOutputError": "errors",
+    "MetricError": "errors",
+    "ExperimentError": "errors",
+    "ExperimentFailedError": "errors",
 }
 
-__all__ = [
+__all__ = [  # the names of _LAZY, and load_ipython_extension
+    "BotError",
+    "Comparison",
+    "DatabaseError",
     "Experiment",
+    "ExperimentError",
+    "ExperimentFailedError",
+    "Log",
     "Message",
+    "MetricError",
+    "NotAPromptlogDatabase",
+    "PromptDiff",
+    "PromptError",
+    "PromptNotFoundError",
+    "PromptTemplateError",
+    "PromptVariableError",
     "PromptVersion",
     "PromptlogError",
+    "Records",
+    "SchemaTooNewError",
     "SimpleBot",
     "StructuredBot",
+    "StructuredOutputError",
+    "WriteError",
     "compare",
     "configure",
     "current_run",
@@ -56,14 +91,29 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .bots import SimpleBot, StructuredBot
-    from .comparisons import compare
+    from .comparisons import Comparison, compare
     from .context import current_run, with_current_run
-    from .diffs import diff
-    from .errors import PromptlogError
+    from .diffs import PromptDiff, diff
+    from .errors import (
+        BotError,
+        DatabaseError,
+        ExperimentError,
+        ExperimentFailedError,
+        MetricError,
+        NotAPromptlogDatabase,
+        PromptError,
+        PromptlogError,
+        PromptNotFoundError,
+        PromptTemplateError,
+        PromptVariableError,
+        SchemaTooNewError,
+        StructuredOutputError,
+        WriteError,
+    )
     from .experiments import Experiment, experiment
     from .metrics import metric
     from .prompts import Message, PromptVersion, prompt, versions
-    from .read import open
+    from .read import Log, Records, open
     from .store import configure, db_path, flush
 
 

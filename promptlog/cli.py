@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,30 +27,26 @@ if TYPE_CHECKING:
 
     from .read import Log, Records
 
-F = TypeVar("F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Help is wrapped at 80 columns whatever the terminal, so docs/reading.md can
 # include it verbatim (cog checks it stays in sync).
-CONTEXT_SETTINGS = {
+_CONTEXT_SETTINGS = {
     "help_option_names": ["-h", "--help"],
     "max_content_width": 80,
     "terminal_width": 80,
 }
 
 
-def _first_sentence(text: str) -> str:
-    sentence = re.split(r"(?<=[.;])\s+(?=[A-Z])", text.strip(), maxsplit=1)[0]
-    return sentence if sentence.endswith((".", "?", "!")) else sentence.rstrip(";") + "."
-
-
 class _Group(click.Group):
-    """Turns promptlog's own errors into one sentence and exit status 1, no traceback."""
+    """Turns promptlog's own errors into their message, whole (what was wrong and
+    what to do), and exit status 1, no traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except PromptlogError as error:
-            raise click.ClickException(_first_sentence(str(error))) from None
+            raise click.ClickException(str(error).strip()) from None
 
 
 @contextmanager
@@ -71,7 +66,7 @@ def _log_path(path: str | None) -> Iterator[None]:
             os.environ[store.ENV_VAR] = before
 
 
-@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=_Group, context_settings=_CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="promptlog")
 @click.option(
     "--db",
@@ -88,8 +83,16 @@ def cli(ctx: click.Context, db: str | None) -> None:
     ctx.with_resource(_log_path(db))
 
 
-def json_option(fn: F) -> F:
+def _json_option(fn: _F) -> _F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def _limit_option(default: int, help: str) -> Callable[[_F], _F]:
+    """``-n/--limit``: a count of 0 or more (0 for all)."""
+    return click.option(
+        "-n", "--limit", type=click.IntRange(min=0), default=default, show_default=True,
+        metavar="N", help=help,
+    )  # fmt: skip
 
 
 def _open() -> Log:
@@ -168,18 +171,25 @@ def _no_rows(what: str) -> None:
 
 
 @cli.command()
-@json_option
+@_json_option
 def path(as_json: bool) -> None:
-    """Print where the log is."""
+    """Print where the log is.
+
+    With --json, also whether a log file is there ("exists": false for a missing
+    file or a folder).
+    """
     where = store.db_path()
     if as_json:
-        _echo_json({"path": str(where), "exists": where.exists()})
-    else:
-        click.echo(str(where))
+        _echo_json({"path": str(where), "exists": where.is_file()})
+        return
+    click.echo(str(where))
+    if where.is_dir():
+        click.echo(f"{where} is a folder, not a log: point --db or {store.ENV_VAR} at a "
+                   f"file in it, e.g. {where / store.DB_FILENAME}.", err=True)
 
 
 @cli.command()
-@json_option
+@_json_option
 def status(as_json: bool) -> None:
     """Count what the log holds, and show its size."""
     with _open() as log:
@@ -207,10 +217,8 @@ def status(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "-n", "--limit", default=20, show_default=True, help="Show the latest N (0 for all)."
-)
-@json_option
+@_limit_option(20, "Show the latest N (0 for all).")
+@_json_option
 def experiments(limit: int, as_json: bool) -> None:
     """List experiments with their runs and metric means."""
     with _open() as log:
@@ -242,10 +250,8 @@ def experiments(limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("experiment")
-@click.option(
-    "-n", "--limit", default=50, show_default=True, help="Show the first N runs (0 for all)."
-)
-@json_option
+@_limit_option(50, "Show the first N runs (0 for all).")
+@_json_option
 def runs(experiment: str, limit: int, as_json: bool) -> None:
     """List the runs of an experiment.
 
@@ -256,8 +262,9 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
     with _open() as log:
         records = log.run_records(experiment)
     items = records.dicts(nest=True)
+    shown = items[:limit] if limit else items
     if as_json:
-        _echo_json(items)
+        _echo_json(shown)
         return
     if not items:
         _no_rows(f"runs of {experiment!r}")
@@ -275,7 +282,6 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
     if settings:
         console.print(f"same in every run: {_plain(settings)}")
     table = _table("#", ("run_id", _ID), "status", *metrics.values())
-    shown = items[:limit] if limit else items
     for item in shown:
         status_text = item["status"]
         if item["error_type"]:
@@ -293,7 +299,7 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("run_id")
-@json_option
+@_json_option
 def show(run_id: str, as_json: bool) -> None:
     """Show one run with its metrics and calls.
 
@@ -338,13 +344,7 @@ def show(run_id: str, as_json: bool) -> None:
             console.print(_plain(run["traceback"].rstrip()))
     for call in run["calls"]:
         console.print()
-        tokens = f"{_number(call['input_tokens'])} in / {_number(call['output_tokens'])} out"
-        latency = f", {call['latency_s']:.2f}s" if call["latency_s"] is not None else ""
-        console.print(
-            f"[bold]call {call['call_id']}[/] {_plain(call['bot_name'])} -> "
-            f"{_plain(call['model'])}: {call['status']} (attempt {call['attempt']}), "
-            f"{tokens}{latency}"
-        )
+        console.print(f"{_call_heading(call)}, {_call_numbers(call)}")
         for message in call["messages"] or []:
             console.print(f"[cyan]{message.get('role')}[/]: {_plain(str(message.get('content')))}")
         if call["response_text"] is not None:
@@ -353,18 +353,45 @@ def show(run_id: str, as_json: bool) -> None:
             console.print(f"[red]error[/]: {_plain(call['error'])}")
 
 
+def _call_heading(call: dict[str, Any]) -> str:
+    """``call ID namer -> gpt-4o-mini: succeeded (attempt 1)``, as markup. Statuses
+    are the log's own words: succeeded, failed, invalid."""
+    status = call["status"] if call["status"] == "succeeded" else f"[red]{call['status']}[/]"
+    return (
+        f"[bold]call {call['call_id']}[/] {_plain(call['bot_name'])} -> "
+        f"{_plain(call['model'])}: {status} (attempt {call['attempt']})"
+    )
+
+
+def _call_numbers(call: dict[str, Any]) -> str:
+    """``12 in / 5 out, $0.00012, 0.10s``: tokens, cost (when known) and latency."""
+    tokens = f"{_number(call['input_tokens'])} in / {_number(call['output_tokens'])} out"
+    cost = f", ${call['cost']:.5f}" if call["cost"] is not None else ""
+    latency = f", {call['latency_s']:.2f}s" if call["latency_s"] is not None else ""
+    return tokens + cost + latency
+
+
+def _preview(text: str, width: int = 66) -> str:
+    """The start of a reply on one line, cut at ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 @cli.command()
 @click.option("-m", "--model", help="Only calls to this model.")
 @click.option("-p", "--prompt", help="Only calls whose messages came from this prompt.")
 @click.option("-e", "--experiment", help="Only calls of this experiment's runs.")
-@click.option("-n", "--limit", default=20, show_default=True, help="Show the latest N (0 for all).")
-@json_option
+@_limit_option(20, "Show the latest N (0 for all).")
+@_json_option
 def calls(
     model: str | None, prompt: str | None, experiment: str | None, limit: int, as_json: bool
 ) -> None:
-    """List recent calls: model, tokens, cost, latency, prompts.
+    """List recent calls, with their ids and replies.
 
-    Oldest first, the latest at the bottom; filter by model, prompt or experiment.
+    Each call with its id, run, model, status, tokens, cost, latency, prompt
+    versions and the start of its reply (or error). Oldest first, the latest at
+    the bottom; filter by model, prompt or experiment. `promptlog show RUN_ID`
+    shows a run's calls in full.
     """
     from .read import short_name
 
@@ -377,28 +404,28 @@ def calls(
     if not items:
         _no_rows("calls" + (" that match" if model or prompt or experiment else ""))
         return
-    table = _table(
-        ("when", {"no_wrap": True}), "model", "status", "tokens", "cost", "latency", "prompts"
-    )
-    for item in items:
-        prompts = "\n".join(
+    console = _console()
+    for at, item in enumerate(items):
+        if at:
+            console.print()
+        when = (item["created_at"] or "")[:19].replace("T", " ")
+        console.print(f"{_call_heading(item)}\n  {when}, {_call_numbers(item)}")
+        if item["run_id"]:
+            console.print(
+                f"  run {item['run_id']} ({_plain(item['experiment'])} "
+                f"#{item['execution_index']})"
+            )
+        prompts = ", ".join(
             short_name(label.rsplit(" ", 1)[0]) + " " + label.rsplit(" ", 1)[1]
             for label in (item["prompt_versions"] or "").split(", ")
             if label
         )
-        tokens = f"{_number(item['input_tokens'])}/{_number(item['output_tokens'])}"
-        cost = f"{item['cost']:.5f}" if item["cost"] is not None else "-"
-        latency = f"{item['latency_s']:.2f}s" if item["latency_s"] is not None else "-"
-        table.add_row(
-            (item["created_at"] or "")[5:19].replace("T", " "),
-            _plain(item["model"]),
-            "ok" if item["status"] == "succeeded" else f"[red]{item['status']}[/]",
-            tokens,
-            cost,
-            latency,
-            _plain(prompts),
-        )
-    _console().print(table)
+        if prompts:
+            console.print(f"  prompts: {_plain(prompts)}")
+        if item["response_text"] is not None:
+            console.print(f"  [green]reply[/]: {_plain(_preview(item['response_text']))}")
+        if item["error"]:
+            console.print(f"  [red]error[/]: {_plain(_preview(item['error']))}")
 
 
 # --- prompts --------------------------------------------------------------------------
@@ -406,7 +433,7 @@ def calls(
 
 @cli.command()
 @click.argument("name", required=False)
-@json_option
+@_json_option
 def prompts(name: str | None, as_json: bool) -> None:
     """List prompts, or one prompt's versions and metrics.
 
@@ -474,13 +501,15 @@ def _echo_diff(text: str) -> None:
 @click.argument("name")
 @click.argument("a", required=False)
 @click.argument("b", required=False)
-@json_option
+@_json_option
 def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
     """Show what changed between two versions of a prompt.
 
     NAME is a prompt (its module.qualname, or the last part of it). A and B are
-    version numbers or hashes (a unique prefix will do); by default the last two
-    versions, with only A, A against the latest.
+    versions: a number (3, or v3 as printed) or a hash. A unique prefix of a hash
+    will do if it has 6 characters or more or starts with sha256: (up to 5 digits
+    are a version number). By default the last two versions; with only A, A
+    against the latest.
     """
     from .diffs import diff as prompt_diff
 
@@ -497,7 +526,7 @@ def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
 @click.option(
     "-m", "--metric", "metrics", multiple=True, help="Compare only this metric (repeatable)."
 )
-@json_option
+@_json_option
 def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     """Compare the metrics of two experiments.
 
@@ -507,11 +536,10 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     metrics; Welch when the run counts differ). The prompt versions and settings
     that differ are shown, with the diff of each changed prompt.
     """
+    from .comparisons import compare as compare_experiments
     from .comparisons import format_difference, format_p, format_value
-    from .read import Log
 
-    with Log() as log:
-        found = log.compare(a, b, metrics or None)
+    found = compare_experiments(a, b, metrics or None)
     if as_json:
         _echo_json(found.to_dict())
         return
@@ -584,13 +612,15 @@ def _write(records: Records, fmt: str, output: Any) -> None:
     bools = [i for i, c in enumerate(records.columns) if records.types.get(c) == "bool"]
     ints = [i for i, c in enumerate(records.columns) if records.types.get(c) == "int"]
     for row in records.rows:
-        if bools or ints:
-            row = list(row)
-            for i in bools:
-                row[i] = None if row[i] is None else bool(row[i])
-            for i in ints:
-                row[i] = None if row[i] is None else int(row[i])
-        writer.writerow(row)
+        if not (bools or ints):
+            writer.writerow(row)
+            continue
+        values = list(row)
+        for i in bools:
+            values[i] = None if values[i] is None else bool(values[i])
+        for i in ints:
+            values[i] = None if values[i] is None else int(values[i])
+        writer.writerow(values)
 
 
 # --- datasette and the demo ----------------------------------------------------------

@@ -8,7 +8,6 @@ settings that differ between them.
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 from collections import Counter
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import stats
 from .errors import ExperimentError
-from .read import BOT_IDENTITY, Log, Records, sql_list, used_by_runs
+from .read import Log, Records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -206,26 +205,6 @@ def format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _run_inputs(log: Log, experiment_id: str) -> list[tuple[str, int, str | None]]:
-    """(run id, execution index, input) of each run: the input is the user messages
-    of the run's first call, when it made one."""
-    rows = log.conn.execute(
-        "SELECT r.id, r.execution_index, (SELECT c.messages FROM calls c "
-        "WHERE c.run_id = r.id ORDER BY c.id LIMIT 1) FROM runs r "
-        "WHERE r.experiment_id = ? ORDER BY r.execution_index",
-        [experiment_id],
-    ).fetchall()
-    result = []
-    for run_id, index, messages in rows:
-        user = None
-        if messages:
-            user = json.dumps(
-                [m.get("content") for m in json.loads(messages) if m.get("role") == "user"]
-            )
-        result.append((run_id, index, user))
-    return result
-
-
 def _pairs(
     runs_a: list[tuple[str, int, str | None]], runs_b: list[tuple[str, int, str | None]]
 ) -> tuple[str, list[tuple[str, str]]]:
@@ -296,119 +275,6 @@ def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values) if values else math.nan
 
 
-def _experiment_info(log: Log, experiment_id: str) -> dict[str, Any]:
-    row = log.conn.execute(
-        "SELECT e.id AS experiment_id, e.name AS experiment, e.created_at, e.status, "
-        "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS runs "
-        "FROM experiments e WHERE e.id = ?",
-        [experiment_id],
-    ).fetchone()
-    return dict(row)
-
-
-def _versions_used(log: Log, experiment_id: str) -> dict[str, list[dict[str, Any]]]:
-    selected = "SELECT id FROM runs WHERE experiment_id = ?"
-    rows = log.conn.execute(
-        f"SELECT id, name, role, template, hash, version, created_at FROM prompt_versions "
-        f"WHERE id IN (SELECT prompt_version_id FROM ({used_by_runs(selected)})) "
-        f"ORDER BY name, version",
-        [experiment_id],
-    )
-    used: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        used.setdefault(row["name"], []).append(dict(row))
-    return used
-
-
-def _settings(log: Log, experiment_id: str) -> dict[str, list[Any]]:
-    rows = log.conn.execute(
-        f"SELECT DISTINCT s.key, s.value FROM runs r, json_each(r.hyperparameters, '$.bots') b, "
-        f"json_each(b.value) s WHERE r.experiment_id = ? "
-        f"AND s.key NOT IN ({sql_list(BOT_IDENTITY)}) "
-        f"ORDER BY s.key, s.value",
-        [experiment_id],
-    )
-    found: dict[str, list[Any]] = {}
-    for key, value in rows:
-        found.setdefault(key, []).append(value)
-    return found
-
-
-def compare_in(
-    log: Log, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None
-) -> Comparison:
-    from .diffs import PromptDiff
-    from .prompts import PromptVersion
-
-    (id_a,) = log.experiment_ids(experiment_a)
-    (id_b,) = log.experiment_ids(experiment_b)
-    kinds = log.metric_kinds([id_a, id_b])
-    if metrics is not None:
-        wanted = [metrics] if isinstance(metrics, str) else list(metrics)
-        unknown = [name for name in wanted if name not in kinds]
-        if unknown:
-            raise ExperimentError(
-                f"Neither experiment has a metric named {unknown[0]!r}; their metrics are "
-                f"{', '.join(kinds) or 'none'}."
-            )
-        kinds = {name: kinds[name] for name in wanted}
-    runs_a, runs_b = _run_inputs(log, id_a), _run_inputs(log, id_b)
-    pairing, pairs = _pairs(runs_a, runs_b)
-    if pairing == "unpaired":
-        note = (
-            f"Unpaired (Welch): A has {len(runs_a)} runs and B has {len(runs_b)}, so runs "
-            f"cannot be matched one to one."
-        )
-    elif pairing == "input":
-        note = f"Paired by input: {len(pairs)} runs of A matched to runs of B with the same input."
-    else:
-        note = f"Paired by execution index: {len(pairs)} pairs of runs."
-    values: dict[str, dict[str, dict[str, float]]] = {id_a: {}, id_b: {}}
-    for run_id, experiment_id, name, value in log.conn.execute(
-        "SELECT m.run_id, r.experiment_id, m.name, m.value FROM metrics m "
-        "JOIN runs r ON r.id = m.run_id WHERE r.experiment_id IN (?, ?)",
-        [id_a, id_b],
-    ):
-        values[experiment_id].setdefault(name, {})[run_id] = value
-    compared = [
-        _compare_metric(
-            name,
-            kind,
-            values[id_a].get(name, {}),
-            values[id_b].get(name, {}),
-            None if pairing == "unpaired" else pairs,
-        )
-        for name, kind in kinds.items()
-    ]
-    used_a, used_b = _versions_used(log, id_a), _versions_used(log, id_b)
-    changes = []
-    for name in sorted(set(used_a) | set(used_b)):
-        a, b = used_a.get(name, []), used_b.get(name, [])
-        if [v["id"] for v in a] == [v["id"] for v in b]:
-            continue
-        diff = None
-        if len(a) == 1 and len(b) == 1:
-            diff = PromptDiff(PromptVersion.from_row(a[0]), PromptVersion.from_row(b[0]))
-        changes.append(
-            PromptChange(name, tuple(v["version"] for v in a), tuple(v["version"] for v in b), diff)
-        )
-    settings_a, settings_b = _settings(log, id_a), _settings(log, id_b)
-    setting_changes = {
-        key: (settings_a.get(key, []), settings_b.get(key, []))
-        for key in sorted(set(settings_a) | set(settings_b))
-        if settings_a.get(key) != settings_b.get(key)
-    }
-    return Comparison(
-        _experiment_info(log, id_a),
-        _experiment_info(log, id_b),
-        pairing,
-        note,
-        compared,
-        changes,
-        setting_changes,
-    )
-
-
 def compare(
     experiment_a: str,
     experiment_b: str,
@@ -427,4 +293,75 @@ def compare(
     bot settings that differ, with the diff of each changed prompt.
     """
     with Log(path) as log:
-        return log.compare(experiment_a, experiment_b, metrics)
+        return _compare_in(log, experiment_a, experiment_b, metrics)
+
+
+def _compare_in(
+    log: Log, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None
+) -> Comparison:
+    # Imported here: prompts brings Jinja, which the CLI's other commands that
+    # format metrics with this module do not need.
+    from .diffs import PromptDiff
+    from .prompts import PromptVersion
+
+    (id_a,) = log.experiment_ids(experiment_a)
+    (id_b,) = log.experiment_ids(experiment_b)
+    kinds = log.metric_kinds([id_a, id_b])
+    if metrics is not None:
+        wanted = [metrics] if isinstance(metrics, str) else list(metrics)
+        unknown = [name for name in wanted if name not in kinds]
+        if unknown:
+            raise ExperimentError(
+                f"Neither experiment has a metric named {unknown[0]!r}; their metrics are "
+                f"{', '.join(kinds) or 'none'}."
+            )
+        kinds = {name: kinds[name] for name in wanted}
+    runs_a, runs_b = log.run_inputs(id_a), log.run_inputs(id_b)
+    pairing, pairs = _pairs(runs_a, runs_b)
+    if pairing == "unpaired":
+        note = (
+            f"Unpaired (Welch): A has {len(runs_a)} runs and B has {len(runs_b)}, so runs "
+            f"cannot be matched one to one."
+        )
+    elif pairing == "input":
+        note = f"Paired by input: {len(pairs)} runs of A matched to runs of B with the same input."
+    else:
+        note = f"Paired by execution index: {len(pairs)} pairs of runs."
+    values = log.metric_values_by_run([id_a, id_b])
+    compared = [
+        _compare_metric(
+            name,
+            kind,
+            values[id_a].get(name, {}),
+            values[id_b].get(name, {}),
+            None if pairing == "unpaired" else pairs,
+        )
+        for name, kind in kinds.items()
+    ]
+    used_a, used_b = log.prompt_versions_used(id_a), log.prompt_versions_used(id_b)
+    changes = []
+    for name in sorted(set(used_a) | set(used_b)):
+        a, b = used_a.get(name, []), used_b.get(name, [])
+        if [v["id"] for v in a] == [v["id"] for v in b]:
+            continue
+        diff = None
+        if len(a) == 1 and len(b) == 1:
+            diff = PromptDiff(PromptVersion.from_row(a[0]), PromptVersion.from_row(b[0]))
+        changes.append(
+            PromptChange(name, tuple(v["version"] for v in a), tuple(v["version"] for v in b), diff)
+        )
+    settings_a, settings_b = log.bot_settings(id_a), log.bot_settings(id_b)
+    setting_changes = {
+        key: (settings_a.get(key, []), settings_b.get(key, []))
+        for key in sorted(set(settings_a) | set(settings_b))
+        if settings_a.get(key) != settings_b.get(key)
+    }
+    return Comparison(
+        log.experiment_info(id_a),
+        log.experiment_info(id_b),
+        pairing,
+        note,
+        compared,
+        changes,
+        setting_changes,
+    )

@@ -125,11 +125,7 @@ def main(db_path: str | None = None, model: str | None = None,
 
     path = store.db_path()
     with read.open(path) as log:
-        counts = log.query(
-            "SELECT (SELECT COUNT(*) FROM prompt_versions) AS prompt_versions, "
-            "(SELECT COUNT(*) FROM experiments) AS experiments, "
-            "(SELECT COUNT(*) FROM runs) AS runs, (SELECT COUNT(*) FROM calls) AS calls"
-        ).iloc[0]
+        counts = log.status()
     console.print(
         f"\nThe log is [bold]{path}[/]: {counts['prompt_versions']} prompt versions, "
         f"{counts['experiments']} experiments, {counts['runs']} runs, {counts['calls']} calls.\n"

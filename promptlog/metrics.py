@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from .context import current_run
@@ -13,6 +13,14 @@ from .errors import MetricError
 F = TypeVar("F", bound=Callable[..., Any])
 
 _KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
+# A metric's kinds, narrowest first: a metric logged as int in one run and float
+# in another is a float metric.
+KINDS = ("bool", "int", "float")
+
+
+def widest_kind(kinds: Iterable[str]) -> str:
+    """The kind of a metric logged with these kinds: the widest of them."""
+    return max(kinds, key=KINDS.index)
 
 
 def validate(name: str, value: Any) -> tuple[float, str]:

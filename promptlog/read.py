@@ -28,16 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import stats, store
 from .errors import ExperimentError, PromptNotFoundError
+from .metrics import KINDS, widest_kind
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .comparisons import Comparison
     from .prompts import PromptFunction
 
 # Bot fields that describe the bot rather than set the model; the rest of a
 # bot's record (model, temperature, max_tokens, …) becomes run columns.
-BOT_IDENTITY = ("name", "class", "system_prompt_version_id", "system_prompt_name")
+_BOT_IDENTITY = ("name", "class", "system_prompt_version_id", "system_prompt_name")
 
 
 def _quote(identifier: str) -> str:
@@ -48,12 +48,12 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sql_list(values: Iterable[str]) -> str:
+def _sql_list(values: Iterable[str]) -> str:
     """Values known to the log (experiment ids, names) as a SQL list for ``IN (...)``."""
     return ", ".join(map(_sql_literal, values)) or "NULL"
 
 
-def used_by_runs(runs: str) -> str:
+def _used_by_runs(runs: str) -> str:
     """SQL for the prompt versions that the runs selected by ``runs`` (a subquery of
     run ids) used: rendered in the run or sent by one of its bots."""
     return f"SELECT run_id, prompt_version_id FROM run_prompt_versions WHERE run_id IN ({runs})"
@@ -98,7 +98,7 @@ class Records:
         return len(self.rows)
 
     def _repr_html_(self) -> str:
-        return html_table(self)
+        return _html_table(self)
 
     def add_metric(self, taken: set[str], name: str, kind: str) -> str:
         """Add a column for metric ``name`` holding ``kind`` values, named after the
@@ -207,7 +207,7 @@ class Log:
         )
         return (
             f"<p><b>promptlog log</b> <code>{html.escape(str(self.path))}</code>: {counts}</p>"
-            + html_table(self.experiment_records())
+            + _html_table(self.experiment_records())
         )
 
     def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), **types: str) -> Records:
@@ -279,13 +279,12 @@ class Log:
         else:
             rows = self.conn.execute(
                 f"SELECT DISTINCT m.name, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
-                f"WHERE r.experiment_id IN ({sql_list(experiment_ids)})"
+                f"WHERE r.experiment_id IN ({_sql_list(experiment_ids)})"
             ).fetchall()
-        kinds: dict[str, str] = {}
+        kinds: dict[str, list[str]] = {}
         for name, kind in rows:
-            if _WIDTH[kind] >= _WIDTH[kinds.get(name, "bool")]:
-                kinds[name] = kind
-        return dict(sorted(kinds.items()))
+            kinds.setdefault(name, []).append(kind)
+        return {name: widest_kind(kinds[name]) for name in sorted(kinds)}
 
     # experiments -------------------------------------------------------------------
 
@@ -313,7 +312,7 @@ class Log:
                 f", AVG(CASE WHEN m.name = {_sql_literal(name)} THEN m.value END) "
                 f"AS {_quote(column)}"
             )
-        chosen = "" if ids is None else f"IN ({sql_list(ids)})"
+        chosen = "" if ids is None else f"IN ({_sql_list(ids)})"
         # Grouping by experiment alone lets SQLite walk the runs in index order
         # with no sort: the pivot costs one pass over the metrics.
         found = self.fetch(
@@ -365,7 +364,7 @@ class Log:
             f"r.duration_s, CASE WHEN r.result_format = 'repr' THEN json_quote(r.result) "
             f"ELSE r.result END AS result, r.error_type, r.error_message "
             f"FROM runs r JOIN experiments e ON e.id = r.experiment_id "
-            f"WHERE r.experiment_id IN ({sql_list(ids)}) "
+            f"WHERE r.experiment_id IN ({_sql_list(ids)}) "
             f"ORDER BY r.experiment_id, r.execution_index"
         )
         at = found.columns.index("hyperparameters")
@@ -418,7 +417,7 @@ class Log:
         run["prompt_versions"] = self.fetch(
             f"SELECT pv.id AS prompt_version_id, pv.name AS prompt, pv.version, pv.hash "
             f"FROM prompt_versions pv WHERE pv.id IN "
-            f"(SELECT prompt_version_id FROM ({used_by_runs('?')})) ORDER BY pv.name",
+            f"(SELECT prompt_version_id FROM ({_used_by_runs('?')})) ORDER BY pv.name",
             [run_id],
         ).dicts()
         run["metrics"] = {
@@ -439,19 +438,19 @@ class Log:
         """:meth:`summary` without pandas."""
         (experiment_id,) = self.experiment_ids(experiment)
         values: dict[str, list[float]] = {}
-        kinds: dict[str, str] = {}
+        kinds: dict[str, set[str]] = {}
         for name, value, kind in self.conn.execute(
             "SELECT m.name, m.value, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
             "WHERE r.experiment_id = ? ORDER BY m.name",
             [experiment_id],
         ):
             values.setdefault(name, []).append(value)
-            kinds[name] = max(kinds.get(name, kind), kind)
+            kinds.setdefault(name, set()).add(kind)
         columns = ["metric", "kind", "n", "mean", "std", "stderr", "ci_low", "ci_high"]
-        rows = [
-            tuple([name, kinds[name], *summarise(found, kinds[name]).values()])
-            for name, found in values.items()
-        ]
+        rows = []
+        for name, found in values.items():
+            kind = widest_kind(kinds[name])
+            rows.append((name, kind, *_summarise(found, kind).values()))
         return Records(columns, rows, {"n": "int"}, index="metric")
 
     # calls -------------------------------------------------------------------------
@@ -472,7 +471,7 @@ class Log:
         where, params = [], []
         if experiments is not None:
             ids = self.experiment_ids(experiments)
-            where.append(f"r.experiment_id IN ({sql_list(ids)})")
+            where.append(f"r.experiment_id IN ({_sql_list(ids)})")
         if run is not None:
             where.append("c.run_id = ?")
             params.append(run)
@@ -632,15 +631,83 @@ class Log:
         )
         return {"path": str(self.path), "size_bytes": size, **dict(row)}
 
-    # comparisons and plots ---------------------------------------------------------
+    # what comparisons read ------------------------------------------------------
 
-    def compare(
-        self, experiment_a: str, experiment_b: str, metrics: Iterable[str] | None = None
-    ) -> Comparison:
-        """Compare two experiments' metrics; see :func:`promptlog.compare`."""
-        from .comparisons import compare_in
+    def experiment_info(self, experiment_id: str) -> dict[str, Any]:
+        """Id, name, creation time, status and number of runs of one experiment."""
+        row = self.conn.execute(
+            "SELECT e.id AS experiment_id, e.name AS experiment, e.created_at, e.status, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id) AS runs "
+            "FROM experiments e WHERE e.id = ?",
+            [experiment_id],
+        ).fetchone()
+        return dict(row)
 
-        return compare_in(self, experiment_a, experiment_b, metrics)
+    def run_inputs(self, experiment_id: str) -> list[tuple[str, int, str | None]]:
+        """(run id, execution index, input) of each run of one experiment, in
+        execution order: the input is the user messages of the run's first call (as
+        JSON text), or None for a run that made no call."""
+        rows = self.conn.execute(
+            "SELECT r.id, r.execution_index, (SELECT c.messages FROM calls c "
+            "WHERE c.run_id = r.id ORDER BY c.id LIMIT 1) FROM runs r "
+            "WHERE r.experiment_id = ? ORDER BY r.execution_index",
+            [experiment_id],
+        ).fetchall()
+        result = []
+        for run_id, index, messages in rows:
+            user = None
+            if messages:
+                user = json.dumps(
+                    [m.get("content") for m in json.loads(messages) if m.get("role") == "user"]
+                )
+            result.append((run_id, index, user))
+        return result
+
+    def metric_values_by_run(
+        self, experiment_ids: Iterable[str]
+    ) -> dict[str, dict[str, dict[str, float]]]:
+        """Experiment id -> metric name -> run id -> value, for these experiments."""
+        ids = list(experiment_ids)
+        values: dict[str, dict[str, dict[str, float]]] = {id_: {} for id_ in ids}
+        for run_id, experiment_id, name, value in self.conn.execute(
+            f"SELECT m.run_id, r.experiment_id, m.name, m.value FROM metrics m "
+            f"JOIN runs r ON r.id = m.run_id WHERE r.experiment_id IN ({_sql_list(ids)})"
+        ):
+            values[experiment_id].setdefault(name, {})[run_id] = value
+        return values
+
+    def prompt_versions_used(self, experiment_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Prompt name -> the versions of it that the runs of one experiment used
+        (rows of ``prompt_versions``: id, name, role, template, hash, version,
+        created_at), oldest first."""
+        selected = "SELECT id FROM runs WHERE experiment_id = ?"
+        rows = self.conn.execute(
+            f"SELECT id, name, role, template, hash, version, created_at FROM prompt_versions "
+            f"WHERE id IN (SELECT prompt_version_id FROM ({_used_by_runs(selected)})) "
+            f"ORDER BY name, version",
+            [experiment_id],
+        )
+        used: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            used.setdefault(row["name"], []).append(dict(row))
+        return used
+
+    def bot_settings(self, experiment_id: str) -> dict[str, list[Any]]:
+        """Setting -> the distinct values the bots of one experiment's runs used
+        (model, temperature, …; not the bots' names and prompts)."""
+        rows = self.conn.execute(
+            f"SELECT DISTINCT s.key, s.value FROM runs r, "
+            f"json_each(r.hyperparameters, '$.bots') b, json_each(b.value) s "
+            f"WHERE r.experiment_id = ? AND s.key NOT IN ({_sql_list(_BOT_IDENTITY)}) "
+            f"ORDER BY s.key, s.value",
+            [experiment_id],
+        )
+        found: dict[str, list[Any]] = {}
+        for key, value in rows:
+            found.setdefault(key, []).append(value)
+        return found
+
+    # plots ---------------------------------------------------------------------------
 
     def metric_values(
         self,
@@ -659,18 +726,18 @@ class Log:
                 f"No metric {metric!r} is logged for these experiments; their metrics are "
                 f"{', '.join(self.metric_kinds(ids)) or 'none'}."
             )
-        selected = f"SELECT id FROM runs WHERE experiment_id IN ({sql_list(ids)})"
+        selected = f"SELECT id FROM runs WHERE experiment_id IN ({_sql_list(ids)})"
         if prompt is None:
             label = (
                 "e.name || CASE WHEN (SELECT COUNT(*) FROM experiments x WHERE x.name = e.name "
-                f"AND x.id IN ({sql_list(ids)})) > 1 THEN ' ' || substr(e.id, -6) ELSE '' END"
+                f"AND x.id IN ({_sql_list(ids)})) > 1 THEN ' ' || substr(e.id, -6) ELSE '' END"
             )
             join = ""
         else:
             label = "g.label"
             join = (
                 f"JOIN (SELECT u.run_id, 'v' || MAX(pv.version) AS label "
-                f"FROM ({used_by_runs(selected)}) u "
+                f"FROM ({_used_by_runs(selected)}) u "
                 f"JOIN prompt_versions pv ON pv.id = u.prompt_version_id "
                 f"WHERE pv.name = {_sql_literal(self.prompt_name(prompt))} "
                 f"GROUP BY u.run_id) g ON g.run_id = r.id "
@@ -678,7 +745,7 @@ class Log:
         found = self.fetch(
             f"SELECT {label} AS label, m.value FROM metrics m JOIN runs r ON r.id = m.run_id "
             f"JOIN experiments e ON e.id = r.experiment_id {join}"
-            f"WHERE m.name = ? AND r.experiment_id IN ({sql_list(ids)}) "
+            f"WHERE m.name = ? AND r.experiment_id IN ({_sql_list(ids)}) "
             f"ORDER BY r.experiment_id, r.execution_index",
             [metric],
         )
@@ -686,23 +753,20 @@ class Log:
         return found
 
 
-# How wide a metric kind is: a metric logged as int in one run and float in
-# another is a float metric.
-_WIDTH = {"bool": 0, "int": 1, "float": 2}
-# Every metric name with its widest kind, found by skipping through the index on
-# metrics(name, kind) (a few seeks per name) rather than reading every value.
-_ALL_METRIC_KINDS = """
+# Every metric name with each kind it was logged with, found by skipping through
+# the index on metrics(name, kind) (a few seeks per name) rather than reading
+# every value; widest_kind picks the metric's kind.
+_ALL_METRIC_KINDS = f"""
 WITH RECURSIVE names(name) AS (
     SELECT MIN(name) FROM metrics
     UNION ALL
     SELECT (SELECT MIN(name) FROM metrics WHERE name > names.name)
     FROM names WHERE name IS NOT NULL
 )
-SELECT name, CASE
-    WHEN EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = 'float') THEN 'float'
-    WHEN EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = 'int') THEN 'int'
-    ELSE 'bool' END
-FROM names WHERE name IS NOT NULL
+SELECT names.name, kinds.kind FROM names
+JOIN ({" UNION ALL ".join(f"SELECT '{kind}' AS kind" for kind in KINDS)}) kinds
+WHERE names.name IS NOT NULL
+AND EXISTS (SELECT 1 FROM metrics WHERE name = names.name AND kind = kinds.kind)
 """
 
 _EXPERIMENT_COLUMNS = (
@@ -741,7 +805,7 @@ class _Hyperparameters:
         data = json.loads(text or "{}")
         found = {}
         bots = [bot for bot in data.get("bots", []) if isinstance(bot, dict)]
-        for key in dict.fromkeys(k for bot in bots for k in bot if k not in BOT_IDENTITY):
+        for key in dict.fromkeys(k for bot in bots for k in bot if k not in _BOT_IDENTITY):
             values = list(dict.fromkeys(_scalar(bot.get(key)) for bot in bots if key in bot))
             found[("bot", key)] = values[0] if len(values) == 1 else ", ".join(map(str, values))
         version_ids = [p.get("id") for p in data.get("prompt_versions", [])]
@@ -787,7 +851,7 @@ _HISTORY_COLUMNS = (
 )  # fmt: skip
 
 
-def summarise(values: list[float], kind: str) -> dict[str, float]:
+def _summarise(values: list[float], kind: str) -> dict[str, float]:
     """n, mean, std, stderr and 95% interval of one metric's values."""
     result = stats.mean_interval(values)
     if kind == "bool" and values:
@@ -807,7 +871,7 @@ def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001
 # --- HTML ---------------------------------------------------------------------------
 
 
-def html_table(records: Records, limit: int = 50) -> str:
+def _html_table(records: Records, limit: int = 50) -> str:
     """A small HTML table of records, for notebooks (no pandas needed)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in records.columns)
     body = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-CONFIDENCE = 0.95
+_CONFIDENCE = 0.95
 
 
 # --- Student's t ---------------------------------------------------------------
@@ -80,7 +80,7 @@ def t_quantile(q: float, df: float) -> float:
 
 
 def _t_quantile(df: float) -> float:
-    return t_quantile(0.5 + CONFIDENCE / 2, df)
+    return t_quantile(0.5 + _CONFIDENCE / 2, df)
 
 
 # --- one sample --------------------------------------------------------------------
@@ -118,7 +118,7 @@ def wilson_interval(successes: int, n: int) -> tuple[float, float]:
         return math.nan, math.nan
     from statistics import NormalDist
 
-    z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
+    z = NormalDist().inv_cdf(0.5 + _CONFIDENCE / 2)
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator

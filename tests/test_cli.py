@@ -1,5 +1,6 @@
 """The promptlog command, through click's CliRunner: every command, its --json form,
-and what bad arguments get (one sentence, exit status 1, no traceback)."""
+and what bad arguments get (the whole error on one line, exit status 1, no
+traceback)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def assert_fits_80_columns(text: str) -> None:
     assert not too_wide, too_wide
 
 
-def one_sentence_error(output: str) -> str:
+def one_line_error(output: str) -> str:
+    """The error a command printed: one line, the library's message whole."""
     (line,) = output.strip().splitlines()
     assert line.startswith("Error: ") and line.endswith(".")
     return line
@@ -73,6 +75,15 @@ def test_path_prints_the_log_in_use(db_path, tmp_path):
     other = tmp_path / "other.db"
     assert ok("--db", str(other), "path").strip() == str(other)
     assert os.environ["PROMPTLOG_DB"] == str(db_path)  # --db lasts one command
+
+
+def test_path_never_calls_a_folder_an_existing_log(tmp_path):
+    assert json.loads(ok("--db", str(tmp_path), "path", "--json")) == {
+        "path": str(tmp_path), "exists": False,
+    }
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path), "path"])
+    assert result.exit_code == 0 and result.stdout == f"{tmp_path}\n"
+    assert f"{tmp_path} is a folder, not a log" in result.stderr
 
 
 def test_status_counts_what_the_log_holds(prompt_log, db_path):
@@ -125,6 +136,8 @@ def test_runs_of_an_experiment(prompt_log):
     assert "… and 1 more runs (-n 0 shows all)." in first
     items = json.loads(ok("runs", prompt_log["v1"].id, "--json"))
     assert [item["execution_index"] for item in items] == [0, 1, 2]
+    first_two = json.loads(ok("runs", prompt_log["v1"].id, "-n", "2", "--json"))
+    assert [item["execution_index"] for item in first_two] == [0, 1]
     assert set(items[0]) == {
         "run_id", "experiment_id", "experiment", "execution_index", "status", "started_at",
         "duration_s", "result", "error_type", "error_message", "metrics", "hyperparameters",
@@ -151,6 +164,13 @@ def test_calls_filtered_by_model_prompt_and_experiment(prompt_log):
     output = ok("calls")
     assert_fits_80_columns(output)
     assert output.count("gpt-4o-mini") == 6
+    # each call with its id, its run's id and the start of its reply
+    for item in json.loads(ok("calls", "--json")):
+        assert item["call_id"] in output and item["run_id"] in output
+    assert output.count("reply: Senior Full Stack AI Builder") == 3
+    assert output.count("reply: AI Builder") == 3
+    # the log's own status words, as --json gives them
+    assert output.count(": succeeded (attempt 1)") == 6 and " ok " not in output
     assert len(json.loads(ok("calls", "--json", "-n", "2"))) == 2
     assert len(json.loads(ok("calls", "--json", "--experiment", "names-v1"))) == 3
     assert len(json.loads(ok("calls", "--json", "--model", "gpt-4o-mini"))) == 6
@@ -190,6 +210,9 @@ def test_diff_is_plain_when_piped_and_coloured_in_a_terminal(prompt_log):
     data = json.loads(ok("diff", "namer_user", "--json"))
     assert set(data) == {"prompt", "a", "b", "diff"}
     assert (data["a"]["version"], data["b"]["version"]) == (1, 2)
+    assert ok("diff", "namer_user", "v1", "v2") == output  # the labels it prints
+    prefix = data["a"]["hash"].removeprefix("sha256:")[:6]
+    assert ok("diff", "namer_user", prefix, "v2") == output
 
 
 def test_compare_two_experiments():
@@ -227,7 +250,7 @@ def test_export_runs_and_calls_as_csv_and_json_lines(prompt_log, tmp_path):
     assert len(calls) == 6 and json.loads(calls[0]["messages"])[0]["role"] == "system"
 
 
-def test_bad_arguments_get_one_sentence_and_status_1(prompt_log, tmp_path):
+def test_bad_arguments_get_the_whole_error_on_one_line_and_status_1(prompt_log, tmp_path):
     cases = [
         (("runs", "nope"), "No experiment named or with id 'nope'"),
         (("compare", "names-v1", "nope"), "No experiment named or with id 'nope'"),
@@ -235,22 +258,34 @@ def test_bad_arguments_get_one_sentence_and_status_1(prompt_log, tmp_path):
         (("show", "nope"), "No run with id 'nope'"),
         (("prompts", "nope"), "No prompt named 'nope'"),
         (("diff", "nope"), "No prompt named 'nope'"),
-        (("diff", "namer_user", "9"), "has no version '9'"),
+        (("diff", "namer_user", "9"), "has no version 9;"),
+        (("diff", "namer_user", "v9"), "has no version 9;"),
+        (("diff", "namer_user", "123456"), "has no version 'sha256:123456';"),
         (("calls", "--experiment", "nope"), "No experiment named or with id 'nope'"),
         (("calls", "--prompt", "nope"), "No prompt named 'nope'"),
         (("export", "runs", "-e", "nope"), "No experiment named or with id 'nope'"),
     ]
     for args, expected in cases:
-        assert expected in one_sentence_error(fails(*args)), args
+        assert expected in one_line_error(fails(*args)), args
     not_a_log = tmp_path / "notes.txt"
     not_a_log.write_text("hello")
-    refused = f"Error: {not_a_log} is not a SQLite database, so promptlog left it untouched."
+    refused = (
+        f"Error: {not_a_log} is not a SQLite database, so promptlog left it untouched. "
+        f"Point PROMPTLOG_DB or promptlog.configure(db_path=...) at another file."
+    )
     for command in ("status", "experiments", "ui"):
-        assert one_sentence_error(fails("--db", str(not_a_log), command)) == refused
-    line = one_sentence_error(fails("--db", str(tmp_path / "missing.db"), "experiments"))
-    assert line == f"Error: No promptlog log at {tmp_path / 'missing.db'}."
+        assert one_line_error(fails("--db", str(not_a_log), command)) == refused
+    line = one_line_error(fails("--db", str(tmp_path / "missing.db"), "experiments"))
+    assert line == (  # the whole message: what was wrong, then what to do
+        f"Error: No promptlog log at {tmp_path / 'missing.db'}. Run something that logs "
+        f"first (promptlog demo), or pass the path of an existing log."
+    )
     assert "Invalid value" in fails("export", "runs", "--format", "xml", exit_code=2)
     assert "Missing argument" in fails("runs", exit_code=2)
+    for command in ("experiments", "calls", ("runs", "names-v1")):
+        args = (command,) if isinstance(command, str) else command
+        output = fails(*args, "-n", "-1", exit_code=2)
+        assert "-1 is not in the range x>=0" in output, command
 
 
 def test_ui_serves_the_log_in_use(prompt_log, db_path, monkeypatch):

@@ -56,6 +56,7 @@ def test_versions_by_number_hash_prefix_or_one_side():
     prefix = first.hash.removeprefix("sha256:")[:10]
     assert promptlog.diff("assistant", prefix, "3").a.version == 1
     assert promptlog.diff("assistant", first.hash, 3).a.version == 1
+    assert (promptlog.diff("assistant", "v1", "V3").a.version, by_number.b.version) == (1, 3)
     only_b = promptlog.diff("assistant", b=2)
     assert (only_b.a.version, only_b.b.version) == (1, 2)
     only_a = promptlog.diff("assistant", 1)
@@ -69,11 +70,50 @@ def test_side_by_side_html_for_notebooks():
     assert html.count("<table") == 1
     assert "v1 (sha256:" in html and "v2 (sha256:" in html
     assert 'class="diff_add"' in html and "background-color" in html
-    assert "Use&nbsp;at&nbsp;most&nbsp;ten&nbsp;words." in html
+    assert ">Use at most ten words.</span>" in html
+    assert ">helpful</span>" in html and ">terse</span>" in html  # the words that changed
     data = found.to_dict()
     assert data["prompt"] == "diffs.assistant"
     assert (data["a"]["version"], data["b"]["version"]) == (1, 2)
     assert data["diff"] == found.unified
+
+
+def test_side_by_side_html_wraps_between_words_and_has_no_navigation_column():
+    words = "Answer every question about the weather in Reykjavik thoroughly and politely"
+    assistant(f"{words}, in English.")
+    found = promptlog.diff(assistant(f"{words}, in Icelandic please."))
+    html = found._repr_html_()
+    assert html.count("<tr>") == 2  # the titles, then one changed line
+    # four cells a row: line number and text on each side, no navigation links
+    assert html.count("<td") == 4 and "<a " not in html and "diff_next" not in html
+    assert "&nbsp;" not in html and "<br" not in html and "nowrap" not in html
+    assert f">{words}, in " in html.replace("</span>", "")  # never cut inside a word
+    assert "white-space: pre-wrap" in html
+
+
+def digits_only_hash_template() -> str:
+    """A template whose hash starts with six digits (about one template in 17)."""
+    from promptlog.prompts import template_hash
+
+    for i in range(1000):
+        template = f"You are assistant number {i}."
+        if template_hash(template, "system")[7:13].isdigit():
+            return template
+    raise AssertionError("no template found")
+
+
+def test_a_hash_prefix_of_digits_is_a_hash_and_a_short_number_is_a_version():
+    first = assistant(V1)
+    digits = assistant(digits_only_hash_template())
+    prefix = digits.hash.removeprefix("sha256:")[:6]
+    assert prefix.isdigit()
+    found = promptlog.diff("assistant", "1", prefix)
+    assert (found.a.version, found.b.version) == (1, 2)
+    assert promptlog.diff("assistant", f"sha256:{prefix}", 1).a.version == 2
+    assert promptlog.diff("assistant", "v2", "00001").b.version == 1
+    with pytest.raises(PromptNotFoundError, match="has no version 'sha256:999999'"):
+        promptlog.diff("assistant", "999999")
+    assert first.hash != digits.hash
 
 
 def test_a_version_against_itself_says_so():

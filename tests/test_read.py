@@ -262,6 +262,16 @@ def test_a_metric_logged_as_int_and_float_is_a_float_column():
     assert str(frame["score"].dtype) == "float64"
     assert list(frame["score"]) == [1.0, 2.5]
     assert promptlog.open().metric_kinds() == {"passed": "bool", "score": "float"}
+    summary = promptlog.open().summary("mixed")
+    assert dict(summary["kind"]) == {"passed": "bool", "score": "float"}
+
+
+def test_one_rule_decides_a_metric_kind():
+    from promptlog.metrics import widest_kind
+
+    assert widest_kind(["int", "float"]) == widest_kind(["float", "int"]) == "float"
+    assert widest_kind(["bool", "int", "bool"]) == "int"
+    assert widest_kind(["bool"]) == "bool"
 
 
 def test_a_metric_named_like_a_run_column_keeps_its_name_and_the_column_moves():
