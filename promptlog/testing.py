@@ -10,6 +10,9 @@ no network. Standard library only, so importing it costs nothing::
 
 The server stops by itself after ``max_requests`` requests or ``max_seconds`` seconds,
 so one that a test forgets to stop never lingers.
+
+For real model behaviour, ``LocalModelServer`` serves a tiny real model (SmolLM2-135M)
+through llama.cpp in a child process; see :mod:`promptlog._local_model`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAIServer"]
+from ._local_model import LocalModelServer, fetch_test_model, find_test_model, model_cache_dir
+
+__all__ = [
+    "FakeOpenAIServer",
+    "LocalModelServer",
+    "fetch_test_model",
+    "find_test_model",
+    "model_cache_dir",
+]
 
 _MODEL = "fake-model"
 
