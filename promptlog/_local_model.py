@@ -201,17 +201,8 @@ class LocalModelServer:
             "max_seconds": self.max_seconds,
             "parent": os.getpid(),
         }
-        # The child imports this very package, wherever it was imported from here.
-        package_root = str(Path(__file__).resolve().parent.parent)
-        python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
         self._log = tempfile.TemporaryFile(prefix="promptlog-local-model-")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "promptlog._local_model", json.dumps(config)],
-            env={**os.environ, "PYTHONPATH": python_path},
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        self._process = _spawn(config, stdout=self._log, stderr=subprocess.STDOUT)
         try:
             self._wait_healthy(began + self.startup_timeout)
         except BaseException:
@@ -233,6 +224,16 @@ class LocalModelServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """Block until the child process has ended (by ``stop`` or a limit); False on timeout."""
+        if self._process is None:
+            return True
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     @property
     def running(self) -> bool:
@@ -328,6 +329,20 @@ def _healthy(url: str) -> bool:
 
 
 # --- the child process ----------------------------------------------------------
+
+
+def _spawn(config: dict[str, Any], **popen_kwargs: Any) -> subprocess.Popen[bytes]:
+    """Start the child that serves ``config`` (model, port, alias, n_parallel, n_ctx,
+    n_threads, max_seconds, parent)."""
+    # The child imports this very package, wherever it was imported from here.
+    package_root = str(Path(__file__).resolve().parent.parent)
+    python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "promptlog._local_model", json.dumps(config)],
+        env={**os.environ, "PYTHONPATH": python_path},
+        stdin=subprocess.DEVNULL,
+        **popen_kwargs,
+    )
 
 
 def _serve(config: dict[str, Any]) -> None:

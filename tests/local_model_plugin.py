@@ -24,7 +24,7 @@ def local_model() -> Iterator[LocalModelServer]:
         import xllamacpp  # noqa: F401
     except ImportError as exc:
         pytest.fail(
-            f"xllamacpp is not importable ({exc}): pip install -e \".[test]\" installs it.",
+            f'xllamacpp is not importable ({exc}): pip install -e ".[test]" installs it.',
             pytrace=False,
         )
     try:

@@ -14,12 +14,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, Field
 
 import promptlog
 from promptlog import Experiment, SimpleBot, StructuredBot, current_run, experiment, metric
+from promptlog._local_model import _spawn
 from promptlog.errors import LocalModelError
 from promptlog.testing import LocalModelServer
 
@@ -124,15 +126,20 @@ def test_the_server_ends_when_its_parent_dies(local_model):
     """A server whose starter is killed does not linger: its child notices and exits."""
     script = textwrap.dedent(
         f"""
-        import os, sys
+        import os
         from promptlog.testing import LocalModelServer
         server = LocalModelServer({str(local_model.model_file)!r}, max_seconds=60).start()
         print(server._process.pid, flush=True)
         os._exit(0)  # no stop(): as if killed
         """
     )
+    package_root = str(Path(promptlog.__file__).parent.parent)
     starter = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": package_root},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert starter.returncode == 0, starter.stderr
     child = int(starter.stdout.split()[-1])
@@ -149,7 +156,19 @@ def test_stop_ends_the_child_and_a_missing_model_file_is_a_clear_error(local_mod
     with server:
         assert server.running
         pid = server._process.pid
-    assert not server.running and not _alive(pid)
+    assert server.wait_stopped(0) and not _alive(pid)
+
+
+def test_the_server_ends_after_its_lifetime(local_model):
+    config = {
+        "model": str(local_model.model_file), "port": 0, "alias": "smollm2", "n_parallel": 1,
+        "n_ctx": 512, "n_threads": 1, "max_seconds": 1, "parent": os.getpid(),
+    }  # fmt: skip
+    child = _spawn(config, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert child.wait(15) == 0
+    finally:
+        child.kill()
 
 
 def _alive(pid: int) -> bool:
