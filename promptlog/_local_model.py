@@ -20,13 +20,14 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
+import queue
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -190,10 +191,9 @@ class LocalModelServer:
         began = time.monotonic()
         _require_runtime()
         self.model_file = find_test_model(self.model_path)
-        self._port = _free_port()
         config = {
             "model": str(self.model_file),
-            "port": self._port,
+            "port": 0,  # the child binds a free port and reports it: no race for it
             "alias": self.alias,
             "n_parallel": self.n_parallel,
             "n_ctx": self.n_ctx,
@@ -202,7 +202,7 @@ class LocalModelServer:
             "parent": os.getpid(),
         }
         self._log = tempfile.TemporaryFile(prefix="promptlog-local-model-")
-        self._process = _spawn(config, stdout=self._log, stderr=subprocess.STDOUT)
+        self._process = _spawn(config, stdout=subprocess.PIPE, stderr=self._log)
         try:
             self._wait_healthy(began + self.startup_timeout)
         except BaseException:
@@ -221,6 +221,8 @@ class LocalModelServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -246,14 +248,24 @@ class LocalModelServer:
         self.stop()
 
     def _wait_healthy(self, deadline: float) -> None:
-        assert self._process is not None
+        """Wait for the child's one line on stdout (where it listens), then for ``/health``."""
+        process = self._process
+        assert process is not None and process.stdout is not None
+        stdout = process.stdout
+        announced: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=lambda: announced.put(stdout.readline()), daemon=True).start()
         while True:
-            if self._process.poll() is not None:
+            if self._port is None:
+                with contextlib.suppress(queue.Empty):
+                    line = announced.get(timeout=0.1)
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        self._port = int(json.loads(line)["port"])
+            if process.poll() is not None:
                 raise LocalModelError(
-                    f"The local model server exited with status {self._process.returncode} "
+                    f"The local model server exited with status {process.returncode} "
                     f"before it was ready. Its output ends with:\n{self._log_tail()}"
                 )
-            if _healthy(f"http://127.0.0.1:{self.port}/health"):
+            if self._port is not None and _healthy(f"http://127.0.0.1:{self._port}/health"):
                 return
             if time.monotonic() > deadline:
                 raise LocalModelError(
@@ -306,18 +318,12 @@ def _default_threads() -> int:
 
 def _require_runtime() -> None:
     try:
-        import xllamacpp  # noqa: F401
+        import xllamacpp  # type: ignore[import-untyped]  # noqa: F401
     except ImportError as exc:
         raise LocalModelError(
             f"LocalModelServer needs the xllamacpp package, which is not importable "
             f"({exc}). Install it: {_RUNTIME_ADVICE}."
         ) from exc
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
@@ -352,7 +358,7 @@ def _serve(config: dict[str, Any]) -> None:
         target=_watch, args=(config["parent"], config["max_seconds"]), daemon=True
     )
     watchdog.start()
-    import xllamacpp
+    import xllamacpp  # type: ignore[import-untyped]
 
     params = xllamacpp.CommonParams()
     params.model.path = config["model"]
@@ -364,6 +370,9 @@ def _serve(config: dict[str, Any]) -> None:
     params.cpuparams.n_threads = config["n_threads"]
     params.cpuparams_batch.n_threads = config["n_threads"]
     server = xllamacpp.Server(params)  # serves on its own threads until the process ends
+    # llama.cpp logs to stderr; stdout carries this one line for the parent.
+    port = urllib.parse.urlsplit(server.listening_address).port
+    print(json.dumps({"port": port}), flush=True)
     watchdog.join()
     del server
 
