@@ -174,7 +174,7 @@ def test_the_server_ends_after_its_lifetime(local_model):
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"  # a zombie has exited
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
     except OSError:  # no /proc: ask the kernel
