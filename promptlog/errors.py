@@ -86,3 +86,10 @@ class ExperimentFailedError(ExperimentError):
     def __init__(self, message: str, failures: list[BaseException] | None = None):
         super().__init__(message)
         self.failures: list[Any] = failures or []
+
+
+# --- testing ----------------------------------------------------------------
+
+
+class LocalModelError(PromptlogError):
+    """The local test model cannot be had (runtime missing, download failed) or did not start."""

@@ -11,6 +11,9 @@ nothing::
 
 The server stops by itself after ``max_requests`` requests or ``max_seconds`` seconds,
 so one that a test forgets to stop never lingers.
+
+For real model behaviour, ``LocalModelServer`` serves a tiny real model (SmolLM2-135M)
+through llama.cpp in a child process; see :mod:`promptlog._local_model`.
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._local_model import LocalModelServer, fetch_test_model, find_test_model, model_cache_dir
 from .schemas import schema_from_text
 
-__all__ = ["FakeOpenAIServer"]
+__all__ = [
+    "FakeOpenAIServer",
+    "LocalModelServer",
+    "fetch_test_model",
+    "find_test_model",
+    "model_cache_dir",
+]
 
 _MODEL = "fake-model"
 

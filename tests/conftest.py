@@ -1,5 +1,6 @@
-"""Shared fixtures: every test logs to a fresh file of its own, and the fake
-OpenAI-compatible server is available as ``fake_openai``."""
+"""Shared fixtures: every test logs to a fresh file of its own, the fake
+OpenAI-compatible server is available as ``fake_openai`` and a real tiny model
+as ``local_model``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["fake_server_plugin"]
+pytest_plugins = ["fake_server_plugin", "local_model_plugin"]
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ["PROMPTLOG_PROGRESS"] = "0"
