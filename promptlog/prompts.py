@@ -25,6 +25,7 @@ from typing import Any, Literal, overload
 
 import jinja2
 import jinja2.meta
+import jinja2.sandbox
 
 from . import store
 from .context import current_run
@@ -38,7 +39,11 @@ from .errors import (
 ROLES = ("system", "user", "assistant")
 Role = Literal["system", "user", "assistant"]
 
-_jinja = jinja2.Environment(
+# Sandboxed: a template is text that may come from anywhere (a notebook cell, an
+# optimiser's proposal, a colleague's log), so it may read the values passed to it
+# but never walk attributes such as ``__globals__`` to reach ``os`` or call unsafe
+# methods.
+_jinja = jinja2.sandbox.SandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
 )
 
@@ -162,6 +167,13 @@ class PromptFunction:
             )
         try:
             return template.render(values)
+        except jinja2.sandbox.SecurityError as e:
+            raise PromptTemplateError(
+                f"The template of prompt {self.name} tried something unsafe and was "
+                f"stopped: {e} Templates may use the values passed to them, filters and "
+                f"tests, but not private attributes (names starting with '_') or Python's "
+                f"internals."
+            ) from None
         except jinja2.UndefinedError as e:
             raise PromptVariableError(f"Prompt {self.name}: {e.message}.") from None
 

@@ -112,6 +112,35 @@ def test_jinja_syntax_error_names_the_prompt_and_line():
         broken("x")
 
 
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "{{ cycler.__init__.__globals__.os.popen('touch ' ~ job_description).read() }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ job_description.__class__.__base__ }}",
+        "{{ lipsum.__globals__['os'].popen('touch ' ~ job_description) }}",
+        "{{ self._TemplateReference__context }}",
+    ],
+)
+def test_a_template_cannot_reach_python_internals(escape, tmp_path):
+    marker = tmp_path / "pwned"
+    unsafe = define(f"Name this job. {escape}")
+    with pytest.raises(PromptTemplateError, match=r"drafts\.namer_user.*unsafe"):
+        unsafe(str(marker))
+    assert not marker.exists()
+
+
+def test_the_sandbox_keeps_ordinary_templates_working():
+    @prompt("user")
+    def rich(items, person, tone="plain"):
+        """{{ person.name|title }} ({{ tone|upper }}), {{ items|length }} items:
+        {% for item in items|map("trim")|sort %}{{ loop.index }}. {{ item }} {% endfor %}
+        {{ "%s!"|format(person["name"]) }} {{ "{} {}".format("a", "b") }} {{ tone.strip() }}"""
+
+    text = rich(["b ", " a"], {"name": "ada"}).content
+    assert text == "Ada (PLAIN), 2 items:\n1. a 2. b \nada! a b plain"
+
+
 def test_decoration_errors():
     with pytest.raises(PromptError, match="needs a role"):
 
