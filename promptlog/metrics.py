@@ -66,6 +66,8 @@ def record(name: str, value: Any) -> Any:
     """Validate ``value`` and record it as metric ``name`` on the current run, if any."""
     number, kind = validate(name, value)
     run = current_run()
+    if run is not None and getattr(run, "status", None) == "interrupted":
+        return value  # Ctrl-C ended its experiment before it finished: it stays unscored
     if run is not None:
         if not run.claim_metric(name, number):
             raise MetricError(
