@@ -106,9 +106,12 @@ def asgi_wrapper(datasette: Any) -> Callable[[Any], Any]:
 
 
 @hookimpl(hookwrapper=True)
-def handle_exception(datasette: Any, request: Any, exception: Exception) -> Generator[None]:
+def handle_exception(
+    datasette: Any, request: Any, exception: Exception
+) -> Generator[None, Any, None]:
     # Datasette's own handler prints a rich traceback, locals included, for every
-    # error, even a 404 or a typo in a query; its page is kept, the printing is not.
+    # error, even a 404 or a typo in a query. Answer with the same error page, and
+    # print one line, for an unexpected error only.
     outcome = yield
     outcome.force_result([lambda: _error_page(datasette, request, exception)])
 
