@@ -48,6 +48,7 @@ _LAZY = {
     "MetricError": "errors",
     "ExperimentError": "errors",
     "ExperimentFailedError": "errors",
+    "LocalModelError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -57,6 +58,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Experiment",
     "ExperimentError",
     "ExperimentFailedError",
+    "LocalModelError",
     "Log",
     "Message",
     "MetricError",
@@ -99,6 +101,7 @@ if TYPE_CHECKING:
         DatabaseError,
         ExperimentError,
         ExperimentFailedError,
+        LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
         PromptError,

@@ -44,7 +44,7 @@ class PromptVariableError(PromptError, TypeError):
 
 
 class PromptTemplateError(PromptError):
-    """The template has a Jinja syntax error."""
+    """The template has a Jinja syntax error, or tried something the sandbox forbids."""
 
 
 class PromptNotFoundError(PromptError, LookupError):

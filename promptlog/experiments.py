@@ -291,6 +291,9 @@ class Experiment:
         try:
             self._launch(0, functools.partial(self._call_and_keep, fn, args, kwargs))
             self._wait()
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise KeyboardInterrupt from None  # the caller's Ctrl-C, not our frames
         except BaseException:
             self._interrupt()
             raise
@@ -318,7 +321,8 @@ class Experiment:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         reset_current_run(self._token)
-        self._end_block(exc)
+        if self._end_block(exc):
+            raise KeyboardInterrupt from None  # the caller's Ctrl-C, not our frames
         return False  # execution 0's exception, if any, propagates
 
     def run_code(self, code: str | CodeType, namespace: dict[str, Any]) -> None:
@@ -337,7 +341,8 @@ class Experiment:
             error = e
         finally:
             reset_current_run(token)
-        self._end_block(error)
+        if self._end_block(error):
+            raise KeyboardInterrupt from None
         if error is not None:
             raise error
 
@@ -351,20 +356,25 @@ class Experiment:
         self._run0 = self._start_run(0)
         return set_current_run(self._run0)
 
-    def _end_block(self, exc: BaseException | None) -> None:
-        """After the caller's own pass (execution 0): record it, wait for the others."""
+    def _end_block(self, exc: BaseException | None) -> bool:
+        """After the caller's own pass (execution 0): record it, wait for the others.
+        True when Ctrl-C interrupted the experiment, for the caller to raise."""
         run0 = self._run0
         assert run0 is not None
         self._end_run(run0, exc)
         if exc is not None and not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit
             self._interrupt()
-            return
+            return isinstance(exc, KeyboardInterrupt)
         try:
             self._wait()
+        except KeyboardInterrupt:
+            self._interrupt()
+            return True
         except BaseException:
             self._interrupt()
             raise
         self._close()
+        return False
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per run: run id, execution index, status, duration, result, one
@@ -471,9 +481,9 @@ class Experiment:
         try:
             body()
         except BaseException as error:  # recorded on the run, never lost
-            self._end_run(run, error)
             if not isinstance(error, Exception):
-                self._interrupted = True
+                self._interrupted = True  # first, so that no worker starts another
+            self._end_run(run, error)
         else:
             self._end_run(run, None)
 
@@ -504,12 +514,15 @@ class Experiment:
 
     def _end_run(self, run: Run, error: BaseException | None) -> None:
         assert self._db is not None
-        run.duration_s = time.perf_counter() - run._clock
-        run.error = error
-        if self._interrupted or (error is not None and not isinstance(error, Exception)):
-            run.status = "interrupted"
-        else:
-            run.status = "failed" if error is not None else "succeeded"
+        with self._lock:
+            if run.status != "running":
+                return  # marked interrupted by Ctrl-C before it finished; the experiment is over
+            run.duration_s = time.perf_counter() - run._clock
+            run.error = error
+            if error is None:
+                run.status = "succeeded"
+            else:
+                run.status = "failed" if isinstance(error, Exception) else "interrupted"
         values: dict[str, Any] = {
             "status": run.status,
             "ended_at": store.now(),
@@ -543,16 +556,19 @@ class Experiment:
                 raise KeyboardInterrupt
 
     def _interrupt(self) -> None:
-        """Ctrl-C: cancel what has not started, mark the rest interrupted, write it all."""
+        """Ctrl-C: cancel what has not started, mark the runs still running interrupted
+        (those that finished keep their status), write it all."""
         self._interrupted = True
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         assert self._db is not None and self.id is not None
         stamp = store.now()
-        for run in list(self.runs):
-            if run.status == "running":
+        with self._lock:
+            unfinished = [run for run in self.runs if run.status == "running"]
+            for run in unfinished:
                 run.status = "interrupted"
-                self._db.update("runs", run.id, {"status": "interrupted", "ended_at": stamp})
+        for run in unfinished:
+            self._db.update("runs", run.id, {"status": "interrupted", "ended_at": stamp})
         self._finish("interrupted")
 
     def _close(self) -> None:
@@ -560,8 +576,6 @@ class Experiment:
             self._pool.shutdown(wait=True)
         failed = sum(run.status == "failed" for run in self.runs)
         self._finish("failed" if failed == len(self.runs) else "succeeded")
-        if not self.quiet:
-            print(f"promptlog: {self!r} -> {self._path()}", file=sys.stderr)
 
     def _finish(self, status: str) -> None:
         assert self._db is not None and self.id is not None
@@ -571,12 +585,17 @@ class Experiment:
             self._bar.close()
             self._bar = None
         self._db.flush()
+        if not self.quiet:
+            print(f"promptlog: {self!r} -> {self._path()}", file=sys.stderr)
 
     def _counts(self) -> str:
         succeeded = sum(run.status == "succeeded" for run in self.runs)
         failed = sum(run.status == "failed" for run in self.runs)
         interrupted = sum(run.status == "interrupted" for run in self.runs)
-        text = f"{len(self.runs)} runs, {succeeded} succeeded, {failed} failed"
+        started = len(self.runs)
+        partial = started < self.num_executions or self.status == "interrupted"
+        of = f" of {self.num_executions}" if partial else ""
+        text = f"{started}{of} runs, {succeeded} succeeded, {failed} failed"
         if interrupted:
             text += f", {interrupted} interrupted"
         return text

@@ -13,6 +13,7 @@ from .errors import MetricError
 F = TypeVar("F", bound=Callable[..., Any])
 
 _KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float"}
+_EXACT_INT = 2**53  # every integer up to this magnitude is exactly a double
 # A metric's kinds, narrowest first: a metric logged as int in one run and float
 # in another is a float metric.
 KINDS = ("bool", "int", "float")
@@ -27,7 +28,8 @@ def validate(name: str, value: Any) -> tuple[float, str]:
     """Return ``(number, kind)`` for a metric value, or raise :class:`MetricError`.
 
     bool → 0/1 (kind ``bool``), int, float and numpy scalars are accepted; str,
-    bytes, None, NaN, infinities, containers and other objects are not.
+    bytes, None, NaN, infinities, containers, other objects and integers beyond
+    ±2**53 (which a stored double would round) are not.
     """
     kind: str | None = None
     if isinstance(value, bool):
@@ -46,13 +48,18 @@ def validate(name: str, value: Any) -> tuple[float, str]:
             f"a single bool, int or float (numpy scalars too). Return a number, e.g. "
             f"len(...) or a 0/1 score."
         )
-    try:
-        number = float(value)
-    except OverflowError:
+    if kind == "int" and abs(int(value)) > _EXACT_INT:
+        # Values are stored as REAL (a double): beyond 2**53 not every integer has
+        # one, and 2**53 + 1 would silently come back as 2**53.
+        shown = str(int(value))
+        shown = shown if len(shown) <= 40 else f"{shown[:12]}...({len(shown)} digits)"
         raise MetricError(
-            f"Metric {name!r} returned an {type(value).__name__} too large to store as a "
-            f"number (over 1e308); scale it down, e.g. return a ratio or a logarithm."
-        ) from None
+            f"Metric {name!r} returned the {type(value).__name__} {shown}, which is "
+            f"beyond ±2**53 ({_EXACT_INT}) and so not exactly representable as a stored "
+            f"number: it would be silently rounded. Log it as a float (float(value)) if "
+            f"rounding is acceptable, or scale it down (e.g. thousands, or a ratio)."
+        )
+    number = float(value)
     if not math.isfinite(number):
         raise MetricError(
             f"Metric {name!r} returned {number!r} ({type(value).__name__}); a metric must be "
@@ -67,6 +74,8 @@ def record(name: str, value: Any) -> Any:
     """Validate ``value`` and record it as metric ``name`` on the current run, if any."""
     number, kind = validate(name, value)
     run = current_run()
+    if run is not None and getattr(run, "status", None) == "interrupted":
+        return value  # Ctrl-C ended its experiment before it finished: it stays unscored
     if run is not None:
         if not run.claim_metric(name, number):
             raise MetricError(

@@ -17,6 +17,7 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any, Literal, overload
 
 import jinja2
 import jinja2.meta
+import jinja2.sandbox
 
 from . import store
 from .context import current_run
@@ -38,7 +40,11 @@ from .errors import (
 ROLES = ("system", "user", "assistant")
 Role = Literal["system", "user", "assistant"]
 
-_jinja = jinja2.Environment(
+# Sandboxed: a template is text that may come from anywhere (a notebook cell, an
+# optimiser's proposal, a colleague's log), so it may read the values passed to it
+# but never walk attributes such as ``__globals__`` to reach ``os`` or call unsafe
+# methods.
+_jinja = jinja2.sandbox.SandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
 )
 
@@ -109,10 +115,40 @@ def _register(name: str, role: str, template: str, hash_: str) -> PromptVersion:
     return found
 
 
+def _module_name(fn: Callable[..., Any]) -> str:
+    """The name of ``fn``'s module as an ``import`` of it would spell it.
+
+    A script's functions live in ``__main__``; naming prompts after that would make
+    ``python reviewer.py`` and ``import reviewer`` log two different prompts. So
+    ``__main__`` becomes the name it was run under with ``python -m``, else the
+    file's stem, prefixed with the packages (folders holding ``__init__.py``) that
+    enclose it: the name an ``import`` from the script's own folder, or from the
+    top of its package, gives. Without a file (a notebook, ``python -c``) it stays
+    ``__main__``.
+    """
+    module = fn.__module__
+    if module != "__main__":
+        return module
+    namespace = getattr(fn, "__globals__", None) or vars(sys.modules["__main__"])
+    spec = namespace.get("__spec__")
+    if spec is not None and getattr(spec, "name", None) not in (None, "__main__"):
+        return str(spec.name)
+    file = namespace.get("__file__")
+    if not file or not str(file).endswith(".py"):
+        return module
+    path = Path(file).resolve()
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").exists() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
+
+
 class PromptFunction:
     """A function whose docstring is a Jinja2 template; calling it renders a message."""
 
-    def __init__(self, fn: Callable[..., Any], role: str):
+    def __init__(self, fn: Callable[..., Any], role: str, name: str | None = None):
         if not fn.__doc__ or not fn.__doc__.strip():
             raise PromptError(
                 f"@prompt function {fn.__qualname__} has no docstring: write the Jinja2 "
@@ -121,7 +157,7 @@ class PromptFunction:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.role = role
-        self.name = f"{fn.__module__}.{fn.__qualname__}"
+        self.name = name if name is not None else f"{_module_name(fn)}.{fn.__qualname__}"
         self.template = _normalise_template(fn.__doc__)
         self.hash = template_hash(self.template, role)
         self._signature = inspect.signature(fn)
@@ -162,6 +198,13 @@ class PromptFunction:
             )
         try:
             return template.render(values)
+        except jinja2.sandbox.SecurityError as e:
+            raise PromptTemplateError(
+                f"The template of prompt {self.name} tried something unsafe and was "
+                f"stopped: {e} Templates may use the values passed to them, filters and "
+                f"tests, but not private attributes (names starting with '_') or Python's "
+                f"internals."
+            ) from None
         except jinja2.UndefinedError as e:
             raise PromptVariableError(f"Prompt {self.name}: {e.message}.") from None
 
@@ -182,15 +225,19 @@ class PromptFunction:
 
 
 @overload
-def prompt(role: Role) -> Callable[[Callable[..., Any]], PromptFunction]: ...
+def prompt(
+    role: Role, *, name: str | None = None
+) -> Callable[[Callable[..., Any]], PromptFunction]: ...
 @overload
 def prompt(role: Callable[..., Any]) -> PromptFunction: ...
 
 
-def prompt(role: Any) -> Any:
+def prompt(role: Any, *, name: str | None = None) -> Any:
     """Make a function whose docstring is a Jinja2 template into a prompt function.
 
-    ``role`` is ``"system"``, ``"user"`` or ``"assistant"``.
+    ``role`` is ``"system"``, ``"user"`` or ``"assistant"``. The prompt's name in the
+    log is ``module.qualname`` (a script's module named as ``import`` would name it);
+    ``name`` sets another, e.g. to keep a prompt's history when the function moves.
     """
     if callable(role):
         raise PromptError(
@@ -201,9 +248,11 @@ def prompt(role: Any) -> Any:
         raise PromptError(
             f"Unknown prompt role {role!r}: use one of {', '.join(map(repr, ROLES))}."
         )
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise PromptError(f"A prompt's name must be a non-empty string, not {name!r}.")
 
     def decorate(fn: Callable[..., Any]) -> PromptFunction:
-        return PromptFunction(fn, role)
+        return PromptFunction(fn, role, name)
 
     return decorate
 

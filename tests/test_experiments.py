@@ -192,12 +192,14 @@ def test_run_raises_when_every_execution_failed(db_path):
 
 
 def test_ctrl_c_cancels_pending_executions_and_marks_the_rest_interrupted(db_path):
+    timer = threading.Timer(0.45, _thread.interrupt_main)
+
     def slow():
+        if promptlog.current_run().execution_index == 0:
+            timer.start()  # once the experiment is under way, however slow its start
         time.sleep(0.3)
         index_metric(1)
 
-    timer = threading.Timer(0.45, _thread.interrupt_main)
-    timer.start()
     exp = Experiment("interrupted", num_executions=40, max_workers=2, quiet=True)
     with pytest.raises(KeyboardInterrupt):
         exp.run(slow)
@@ -209,6 +211,131 @@ def test_ctrl_c_cancels_pending_executions_and_marks_the_rest_interrupted(db_pat
     assert "running" not in statuses
     assert statuses.count("interrupted") >= 1
     assert len(statuses) < 40  # executions that had not started never ran
+
+
+def test_ctrl_c_in_an_execution_keeps_finished_runs_and_prints_the_summary(db_path, capsys):
+    @metric
+    def score(value):
+        return value
+
+    boom = threading.Event()
+
+    def work():
+        index = promptlog.current_run().execution_index
+        if index == 12:
+            boom.set()
+            raise KeyboardInterrupt
+        if index > 12:
+            boom.wait(5)  # in flight on another worker when Ctrl-C arrives,
+            time.sleep(0.05)  # and it ends after
+        score(index)
+        return index
+
+    exp = Experiment("ctrl-c", num_executions=50, max_workers=4)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        exp.run(work)
+    time.sleep(0.3)  # let executions still in flight end
+    promptlog.flush()
+
+    # Re-raised fresh from the call the user made, not from promptlog's internals.
+    frames = [f for f in caught.traceback if "promptlog" in str(f.path)]
+    assert [f.name for f in frames] == ["run"]
+    assert caught.value.__suppress_context__ and caught.value.__cause__ is None
+
+    assert query(db_path, "SELECT status, num_executions FROM experiments") == [
+        ("interrupted", 50)
+    ]
+    rows = query(
+        db_path,
+        "SELECT r.execution_index, r.status, r.result, r.duration_s, m.value FROM runs r "
+        "LEFT JOIN metrics m ON m.run_id = r.id ORDER BY r.execution_index",
+    )
+    statuses = {index: status for index, status, *_ in rows}
+    assert all(statuses[i] == "succeeded" for i in range(12))
+    assert statuses[12] == "interrupted"
+    for index, status, result, duration, value in rows:
+        # A finished run is succeeded, with its result, duration and metric; an
+        # interrupted one has none of them, so the summary never counts it.
+        finished = (result, duration is not None, value) == (str(index), True, index)
+        assert finished == (status == "succeeded"), (index, status, result, value)
+    assert set(statuses.values()) == {"succeeded", "interrupted"}
+    assert [run.status for run in sorted(exp.runs, key=lambda r: r.execution_index)] == [
+        statuses[i] for i in sorted(statuses)
+    ]
+    summary = exp.summary()
+    assert summary.loc["score", "n"] == list(statuses.values()).count("succeeded")
+
+    succeeded = list(statuses.values()).count("succeeded")
+    interrupted = len(statuses) - succeeded
+    err = capsys.readouterr().err
+    assert (
+        f"{len(statuses)} of 50 runs, {succeeded} succeeded, 0 failed, "
+        f"{interrupted} interrupted" in err
+    )
+
+
+CTRL_C_SCRIPT = """
+import time
+import promptlog
+from promptlog import Experiment, metric
+
+@metric
+def score(value):
+    return value
+
+with Experiment("ctrl-c", num_executions=50, max_workers=4):
+    index = promptlog.current_run().execution_index
+    if index >= 12:
+        time.sleep(5)  # still running when Ctrl-C arrives
+    score(index)
+print("not reached")
+"""
+
+
+def test_ctrl_c_in_a_script_prints_the_summary_and_a_short_traceback(tmp_path, db_path):
+    script = tmp_path / "experiment.py"
+    script.write_text(CTRL_C_SCRIPT)
+    env = {**os.environ, "PROMPTLOG_DB": str(db_path)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                done = query(db_path, "SELECT COUNT(*) FROM runs WHERE status='succeeded'")
+            except sqlite3.OperationalError:
+                continue
+            if done[0][0] == 12:
+                break
+        else:
+            pytest.fail("the experiment never finished its first twelve runs")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+    assert proc.returncode != 0 and "not reached" not in out
+    assert "16 of 50 runs, 12 succeeded, 0 failed, 4 interrupted" in err
+    traceback = err[err.index("Traceback") :]
+    assert traceback.rstrip().endswith("KeyboardInterrupt")
+    assert f'File "{script}", line 10, in <module>' in traceback
+    # One line of promptlog: the with-statement's exit re-raising the user's Ctrl-C.
+    assert traceback.count("promptlog") == 1 and "in __exit__" in traceback
+    assert "During handling" not in traceback
+
+    rows = query(
+        db_path,
+        "SELECT r.status, COUNT(*), COUNT(m.value), COUNT(r.duration_s) FROM runs r "
+        "LEFT JOIN metrics m ON m.run_id = r.id GROUP BY r.status ORDER BY r.status",
+    )
+    # The four that were running stay interrupted, unscored, although they ended later.
+    assert rows == [("interrupted", 4, 0, 0), ("succeeded", 12, 12, 12)]
+    assert query(db_path, "SELECT status, num_executions FROM experiments") == [
+        ("interrupted", 50)
+    ]
 
 
 def test_a_block_without_source_points_to_run(db_path):

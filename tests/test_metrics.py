@@ -31,6 +31,8 @@ def returning(value):
         (3, 3.0, "int"),
         (-7, -7.0, "int"),
         (2**40, float(2**40), "int"),
+        (2**53, float(2**53), "int"),
+        (-(2**53), -float(2**53), "int"),
         (0.25, 0.25, "float"),
         (-1e300, -1e300, "float"),
         (np.int64(5), 5.0, "int"),
@@ -77,6 +79,22 @@ def test_refused_values_name_the_metric_and_the_type(value, type_name, db_path):
         exp.run(returning(value))
     assert isinstance(exp.runs[0].error, MetricError)
     assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM metrics").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "value", [2**53 + 1, -(2**53) - 1, 2**60, 10**400, np.int64(2**53 + 1), np.uint64(2**64 - 1)]
+)
+def test_integers_a_double_cannot_hold_exactly_are_refused(value, db_path):
+    with pytest.raises(MetricError, match=r"Metric 'score' .*not exactly representable.*float"):
+        returning(value)()
+
+    exp = Experiment("huge", quiet=True)
+    with pytest.raises(promptlog.errors.ExperimentFailedError):
+        exp.run(returning(value))
+    assert isinstance(exp.runs[0].error, MetricError)
+    assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM metrics").fetchone() == (0,)
+    if abs(int(value)) < 2**1000:
+        assert returning(float(value))() == float(value)  # as a float, it is accepted
 
 
 def test_outside_an_experiment_a_metric_only_validates_and_returns(db_path):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,8 @@ import promptlog
 from promptlog import prompt
 from promptlog.errors import PromptError, PromptTemplateError, PromptVariableError
 from promptlog.prompts import find_version, unified_diff
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def define(template: str, qualname: str = "namer_user", role: str = "user", module: str = "drafts"):
@@ -112,6 +118,35 @@ def test_jinja_syntax_error_names_the_prompt_and_line():
         broken("x")
 
 
+@pytest.mark.parametrize(
+    "escape",
+    [
+        "{{ cycler.__init__.__globals__.os.popen('touch ' ~ job_description).read() }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ job_description.__class__.__base__ }}",
+        "{{ lipsum.__globals__['os'].popen('touch ' ~ job_description) }}",
+        "{{ self._TemplateReference__context }}",
+    ],
+)
+def test_a_template_cannot_reach_python_internals(escape, tmp_path):
+    marker = tmp_path / "pwned"
+    unsafe = define(f"Name this job. {escape}")
+    with pytest.raises(PromptTemplateError, match=r"drafts\.namer_user.*unsafe"):
+        unsafe(str(marker))
+    assert not marker.exists()
+
+
+def test_the_sandbox_keeps_ordinary_templates_working():
+    @prompt("user")
+    def rich(items, person, tone="plain"):
+        """{{ person.name|title }} ({{ tone|upper }}), {{ items|length }} items:
+        {% for item in items|map("trim")|sort %}{{ loop.index }}. {{ item }} {% endfor %}
+        {{ "%s!"|format(person["name"]) }} {{ "{} {}".format("a", "b") }} {{ tone.strip() }}"""
+
+    text = rich(["b ", " a"], {"name": "ada"}).content
+    assert text == "Ada (PLAIN), 2 items:\n1. a 2. b \nada! a b plain"
+
+
 def test_decoration_errors():
     with pytest.raises(PromptError, match="needs a role"):
 
@@ -178,3 +213,66 @@ def test_unified_diff_between_two_versions():
     assert text.startswith("--- drafts.namer_user v1")
     assert find_version(fn, b.hash[:20]) == b
     assert find_version("drafts.namer_user", None) == b
+
+
+REVIEWER = '''
+from promptlog import prompt
+
+@prompt("user")
+def critic_user(draft):
+    """{template}"""
+
+if __name__ == "__main__":
+    print(critic_user("a draft").prompt_version.name)
+'''
+
+
+def _run_python(args: list[str], cwd, db_path) -> str:
+    env = {**os.environ, "PROMPTLOG_DB": str(db_path)}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_script_and_an_import_of_it_log_one_prompt_history(tmp_path, db_path):
+    project = tmp_path / "project"
+    (project / "tools").mkdir(parents=True)
+    script = project / "reviewer.py"
+    script.write_text(REVIEWER.format(template="Critique this draft: {{ draft }}"))
+    assert _run_python(["reviewer.py"], project, db_path) == "reviewer.critic_user"
+    assert _run_python(["-m", "reviewer"], project, db_path) == "reviewer.critic_user"
+    # Run from elsewhere, by path: still the module's import name.
+    assert _run_python([str(script)], project / "tools", db_path) == "reviewer.critic_user"
+
+    script.write_text(REVIEWER.format(template="Critique this draft harshly: {{ draft }}"))
+    _run_python(["-c", "import reviewer; reviewer.critic_user('a draft')"], project, db_path)
+
+    names = sqlite3.connect(db_path).execute("SELECT DISTINCT name FROM prompt_versions")
+    assert [name for (name,) in names] == ["reviewer.critic_user"]
+    found = promptlog.diff("critic_user")
+    assert (found.a.version, found.b.version) == (1, 2)
+    assert "+Critique this draft harshly: {{ draft }}" in found.unified
+
+
+def test_a_script_inside_a_package_is_named_by_its_package(tmp_path, db_path):
+    package = tmp_path / "project" / "review"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "reviewer.py").write_text(REVIEWER.format(template="Critique: {{ draft }}"))
+    expected = "review.reviewer.critic_user"
+    assert _run_python(["review/reviewer.py"], package.parent, db_path) == expected
+    assert _run_python(["-m", "review.reviewer"], package.parent, db_path) == expected
+
+
+def test_a_prompt_can_be_given_its_name():
+    @prompt("user", name="critic_user")
+    def moved_and_renamed(draft):
+        """Critique this draft: {{ draft }}"""
+
+    assert moved_and_renamed("x").prompt_version.name == "critic_user"
+    assert find_version("critic_user", 1).template == "Critique this draft: {{ draft }}"
+    with pytest.raises(PromptError, match="non-empty string"):
+        prompt("user", name="")

@@ -30,11 +30,19 @@ SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_s
 # --- metrics ------------------------------------------------------------------------
 
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
-float_range_ints = st.integers(min_value=-(2**1000), max_value=2**1000)
+# Integers a stored double holds exactly; beyond ±2**53 they are refused.
+exact_ints = st.integers(min_value=-(2**53), max_value=2**53)
+inexact_ints = st.integers(min_value=2**53 + 1, max_value=2**1000) | st.integers(
+    min_value=-(2**1000), max_value=-(2**53) - 1
+)
 numpy_numbers = st.one_of(
-    npst.from_dtype(np.dtype(kind), allow_nan=False, allow_infinity=False)
-    for kind in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                 "uint64", "float16", "float32", "float64")
+    *(
+        npst.from_dtype(np.dtype(kind), allow_nan=False, allow_infinity=False)
+        for kind in ("bool", "int8", "int16", "int32", "uint8", "uint16", "uint32",
+                     "float16", "float32", "float64")
+    ),
+    npst.from_dtype(np.dtype("int64"), min_value=-(2**53), max_value=2**53),
+    npst.from_dtype(np.dtype("uint64"), max_value=2**53),
 )
 
 
@@ -43,10 +51,16 @@ def test_a_bool_is_a_bool_metric_of_0_or_1(value):
     assert validate("m", value) == (float(value), "bool")
 
 
-@given(float_range_ints)
+@given(exact_ints)
 def test_an_int_is_an_int_metric_of_the_same_value(value):
     number, kind = validate("m", value)
-    assert kind == "int" and number == float(value)
+    assert kind == "int" and number == float(value) and int(number) == value
+
+
+@given(inexact_ints | inexact_ints.filter(lambda v: abs(v) < 2**63).map(np.int64))
+def test_an_int_a_double_cannot_hold_exactly_is_rejected(value):
+    with pytest.raises(MetricError, match="not exactly representable"):
+        validate("m", value)
 
 
 @given(finite_floats)
@@ -100,7 +114,7 @@ def test_an_int_too_large_for_a_float_is_a_metric_error():
 
 
 @SETTINGS
-@given(st.lists(st.one_of(st.booleans(), float_range_ints, finite_floats, numpy_numbers),
+@given(st.lists(st.one_of(st.booleans(), exact_ints, finite_floats, numpy_numbers),
                 min_size=1, max_size=8))
 def test_metrics_reach_the_log_exactly_as_validated(db_path, values):
     names = [f"m{i}" for i in range(len(values))]

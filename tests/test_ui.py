@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -178,3 +181,179 @@ def test_ui_without_datasette_says_what_to_install(logged, db_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "datasette.version", None)  # as if not installed
     with pytest.raises(promptlog.PromptlogError, match=r"pip install 'promptlog\[ui\]'"):
         promptlog.ui.serve(db_path)
+
+
+# --- a read-only, quiet server ------------------------------------------------------
+
+
+def serve_and_request(db_path, *requests: tuple[str, str], during=None) -> list[Any]:
+    """(method, path) requests to a datasette serving the log with promptlog's bundle;
+    ``during(datasette)`` runs after the first request, on the same server."""
+    register_plugin()
+    datasette = Datasette([str(db_path)], metadata=metadata(db_path.stem))
+
+    async def fetch() -> list[Any]:
+        await datasette.invoke_startup()
+        pages = []
+        for i, (method, path) in enumerate(requests):
+            if i == 1 and during is not None:
+                await during(datasette)
+            pages.append(await getattr(datasette.client, method.lower())(path))
+        return pages
+
+    return asyncio.run(fetch())
+
+
+def test_a_post_to_a_canned_query_is_refused_with_405(logged, db_path, capfd):
+    pages = serve_and_request(
+        db_path,
+        ("POST", "/message_log/leaderboard"),
+        ("POST", "/message_log/leaderboard.json"),
+        ("POST", "/message_log/runs"),
+        ("PUT", "/message_log/experiment_runs.json"),
+        ("GET", "/message_log/leaderboard.json"),
+    )
+    assert [page.status_code for page in pages] == [405, 405, 405, 405, 200]
+    assert pages[0].headers["allow"] == "GET, HEAD, OPTIONS"
+    assert "read-only" in pages[0].text
+    assert pages[1].json()["status"] == 405 and not pages[1].json()["ok"]
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+
+
+def test_invalid_queries_answer_without_a_traceback_on_the_server(logged, db_path, capfd):
+    pages = serve_and_request(
+        db_path,
+        ("GET", "/message_log?sql=select+nope+from+runs"),
+        ("GET", "/message_log.json?sql=delete+from+runs"),
+        ("GET", "/message_log/no_such_table"),
+        ("GET", "/message_log/runs?_sort=no_such_column"),  # datasette answers 500
+    )
+    assert [page.status_code for page in pages] == [400, 400, 404, 500]
+    assert "Cannot sort table by no_such_column" in pages[3].text
+    assert "no such column: nope" in pages[0].text
+    assert pages[1].json()["error"] == "Statement must be a SELECT"
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "locals" not in out + err
+    assert out == "" and len(err.splitlines()) <= 2  # datasette's one line per SQL error
+
+
+def test_an_unexpected_error_is_one_line_on_the_server(logged, db_path, capfd):
+    from datasette import hookimpl
+    from datasette.plugins import pm
+
+    class Broken:
+        __name__ = "broken-for-test"
+
+        @hookimpl
+        def register_routes(self):
+            def broken(request):
+                raise RuntimeError("the plugin broke")
+
+            return [(r"^/-/broken(\.json)?$", broken)]
+
+    pm.register(Broken(), name="broken-for-test")
+    try:
+        page, as_json = serve_and_request(db_path, ("GET", "/-/broken"), ("GET", "/-/broken.json"))
+    finally:
+        pm.unregister(name="broken-for-test")
+    assert page.status_code == 500 and "the plugin broke" in page.text
+    assert as_json.json() == {"ok": False, "error": "the plugin broke", "status": 500,
+                              "title": None}  # fmt: skip
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        "promptlog ui: GET /-/broken: RuntimeError: the plugin broke",
+        "promptlog ui: GET /-/broken.json: RuntimeError: the plugin broke",
+    ]
+
+
+def test_the_log_is_served_read_only_and_live_while_an_experiment_writes(logged, db_path):
+    refused: list[str] = []
+
+    async def meanwhile(datasette) -> None:
+        database = datasette.get_database("message_log")
+        for sql in ("DELETE FROM runs", "UPDATE experiments SET name = 'x'"):
+            try:
+                await database.execute_write(sql)
+            except sqlite3.OperationalError as e:
+                refused.append(str(e))
+        # An experiment writing to the log while it is served.
+        promptlog.Experiment("while-serving", num_executions=5, quiet=True).run(lambda: 1)
+
+    first, second = serve_and_request(
+        db_path,
+        ("GET", "/message_log/runs.json?_shape=objects&_size=max"),
+        ("GET", "/message_log/runs.json?_shape=objects&_size=max"),
+        during=meanwhile,
+    )
+    assert refused == ["attempt to write a readonly database"] * 2
+    assert len(first.json()["rows"]) == 6 and len(second.json()["rows"]) == 11
+    names = promptlog.open(db_path).experiments()["experiment"].tolist()
+    assert sorted(names) == ["names-v1", "names-v2", "while-serving"]
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [("127.0.0.1", False), ("localhost", False), ("::1", False), ("0.0.0.0", True),
+     ("::", True), ("192.168.1.20", True), ("my-laptop.local", True)],
+)  # fmt: skip
+def test_serving_beyond_this_machine_warns(host, warned, logged, db_path, monkeypatch, capsys):
+    import datasette.cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(datasette.cli.cli, "main", lambda args, **_: seen.update(args=args))
+    promptlog.ui.serve(db_path, host=host)
+    assert seen["args"][seen["args"].index("--host") + 1] == host
+    err = capsys.readouterr().err
+    if not warned:
+        assert err == ""
+        return
+    assert "warning" in err and "no authentication" in err and str(db_path) in err
+    assert "every prompt, reply" in err and "127.0.0.1" in err
+    if host in ("0.0.0.0", "::"):
+        assert "every network interface" in err
+
+
+def test_promptlog_ui_on_every_interface_warns_from_the_cli(logged, db_path, monkeypatch):
+    import datasette.cli
+    from click.testing import CliRunner
+
+    from promptlog.cli import cli
+
+    monkeypatch.setattr(datasette.cli.cli, "main", lambda args, **_: None)
+    result = CliRunner().invoke(cli, ["ui", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    assert "no authentication" in result.stderr
+
+
+def test_every_module_the_ui_imports_is_declared_in_the_ui_and_test_extras():
+    import ast
+    import importlib.metadata
+    import sys
+
+    import tomllib
+
+    root = Path(promptlog.ui.__file__).parent
+    imported = set()
+    for source in root.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"promptlog"}
+    owners = importlib.metadata.packages_distributions()
+    needed = {owners[module][0].lower() for module in third_party}
+    project = tomllib.loads((root.parents[1] / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    core = names(project["dependencies"])
+    extras = project["optional-dependencies"]
+    # markupsafe comes with jinja2 (a core dependency); datasette brings the rest.
+    assert "pyyaml" in needed
+    for extra in ("ui", "test"):
+        missing = needed - core - names(extras[extra]) - {"markupsafe"}
+        assert not missing, f"imported by promptlog/ui but not in the {extra} extra: {missing}"

@@ -1,7 +1,7 @@
 """promptlog's datasette bundle: ``promptlog ui`` opens the log in datasette with
 table and column descriptions, default sorts and facets, canned queries
 (leaderboard, prompt history, two experiments side by side, an experiment's
-runs) and JSON columns rendered readably.
+runs) and JSON columns rendered readably, served read-only (see :mod:`.plugin`).
 
 Datasette 0.65 (the ``ui`` extra pins ``datasette>=0.65,<1.0``) reads all of this
 from metadata. Datasette 1.0 moves sorts, facets, label columns and canned
@@ -12,8 +12,10 @@ datasette with a clear message until the bundle has been tested there.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -74,6 +76,29 @@ def datasette_major() -> int:
     return int(__version__.split(".")[0])
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.1, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def exposure_warning(host: str, port: int, path: str | os.PathLike[str]) -> str | None:
+    """The warning to print before serving the log on ``host``, or None on loopback."""
+    if is_loopback(host):
+        return None
+    where = "every network interface" if host in ("0.0.0.0", "::", "[::]") else host
+    return (
+        f"promptlog ui: warning: serving on {where} (port {port}). The server has no "
+        f"authentication: anyone who can reach it can read every prompt, reply, call and "
+        f"metric in {path}. Serve on 127.0.0.1 (the default) unless other machines must "
+        f"see the log and your network is trusted."
+    )
+
+
 def serve(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -82,7 +107,8 @@ def serve(
     open_browser: bool = False,
 ) -> None:
     """Serve the log at ``path`` (default: the current log) with datasette until
-    interrupted."""
+    interrupted: read-only, and live while an experiment writes to it. A ``host``
+    other than loopback gets a warning on stderr: the server has no authentication."""
     target = Path(path) if path is not None else store.db_path()
     store.connect_readonly(target).close()  # a clear error for a bad path; upgrades old logs
     try:
@@ -98,6 +124,9 @@ def serve(
         )
     from datasette.cli import cli as datasette_cli
 
+    warning = exposure_warning(host, port, target)
+    if warning:
+        print(warning, file=sys.stderr)
     register_plugin()
     with tempfile.TemporaryDirectory(prefix="promptlog-ui-") as folder:
         metadata_file = Path(folder) / "metadata.json"
