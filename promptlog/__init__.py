@@ -30,9 +30,11 @@ _LAZY = {
     "compare": "comparisons",
     "diff": "diffs",
     "PromptlogError": "errors",
+    "CredentialsError": "errors",
 }
 
 __all__ = [
+    "CredentialsError",
     "Experiment",
     "Message",
     "PromptVersion",
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from .comparisons import compare
     from .context import current_run, with_current_run
     from .diffs import diff
-    from .errors import PromptlogError
+    from .errors import CredentialsError, PromptlogError
     from .experiments import Experiment, experiment
     from .metrics import metric
     from .prompts import Message, PromptVersion, prompt, versions

@@ -19,6 +19,7 @@ import pydantic
 
 from . import store
 from .context import RunContext, current_run
+from .credentials import _credentials_error, _is_credentials_error
 from .errors import BotError, StructuredOutputError
 from .prompts import Message
 from .redaction import (
@@ -261,6 +262,8 @@ class SimpleBot:
                 _redact_exception(error)
                 self._log(run, conversation, parameters, None, time.perf_counter() - clock,
                           started, attempt, status="failed", error=error)
+                if _is_credentials_error(error):  # never retried, whatever its class
+                    raise _credentials_error(error, self.model_name, kwargs) from None
                 if retries < self.num_retries and isinstance(error, _transient_errors()):
                     retries += 1
                     attempt += 1
