@@ -14,7 +14,7 @@ from faults_support import query
 from pydantic import BaseModel
 
 import promptlog
-from promptlog import CredentialsError, Experiment, SimpleBot, StructuredBot, experiment
+from promptlog import CredentialsError, Experiment, SimpleBot, StructuredBot, experiment, store
 from promptlog.cli import cli
 from promptlog.errors import BotError
 
@@ -103,7 +103,10 @@ def test_a_rejected_key_from_the_environment_names_its_variable(db_path, fake_op
 
 
 def test_demo_with_a_real_model_and_no_key_prints_one_sentence(db_path, no_provider_keys):
-    result = CliRunner().invoke(cli, ["demo", "--model", "gpt-4o-mini"])
+    try:
+        result = CliRunner().invoke(cli, ["demo", "--model", "gpt-4o-mini"])
+    finally:
+        store.configure(None)  # the demo configures the log it writes to
     assert result.exit_code == 1, result.output
     assert "OPENAI_API_KEY" in result.output
     assert "Traceback" not in result.output
