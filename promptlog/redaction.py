@@ -105,10 +105,10 @@ def _secrets_in(values: Mapping[str, Any]) -> list[str]:
 
 
 def _url_secrets(url: str) -> list[str]:
-    """The password (and user name) of a URL, and its query parameters named like secrets."""
+    """The password of a URL, and its query parameters named like secrets."""
     try:
         parts = urlsplit(url)
-        found = [p for p in (parts.username, parts.password) if p]
+        found = [parts.password] if parts.password else []
         found += [v for k, v in parse_qsl(parts.query) if v and _is_secret_name(k)]
     except ValueError:
         return []
@@ -209,23 +209,27 @@ _CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     (re.compile(r"(?<![\w\-.*])(?:[\w\-.]*\w\*{3,}|\*{3,}\w)[\w\-.*]*"), _REDACTED),
 )
 
+
 def _redact(text: str | None, *, content: bool = False) -> str | None:
     """``text`` without any secret: every one remembered or in the environment, and
     (unless ``content``: a message or a reply, logged as written) whatever looks
     like a credential."""
     if not text:
         return text
+    if not content:
+        _remember_environment()  # a key set since, and echoed in this error
+    elif not _environment_read:
+        _remember_environment()
+    return _take_out(text, content)
+
+
+def _take_out(text: str, content: bool) -> str:
+    known = _known
     if content:
-        if not _environment_read:
-            _remember_environment()
-        known = _known
         if known.in_content is not None and any(secret in text for secret in known.long):
             text = known.in_content.sub(_REDACTED, text)
-    else:
-        _remember_environment()  # a key set since, and echoed in this error
-        known = _known
-        if known.in_errors is not None:
-            text = known.in_errors.sub(_REDACTED, text)
+    elif known.in_errors is not None:
+        text = known.in_errors.sub(_REDACTED, text)
     if "://" in text:
         # The password of any URL (``https://user:password@host``), known to us or not.
         text = _URL_PASSWORD.sub(rf"\1:{_REDACTED}@", text)
@@ -240,6 +244,7 @@ def _redact_exception(error: BaseException) -> BaseException:
     their args, their string attributes (litellm's ``message``), the body of a
     provider's reply, and notes. Whoever catches it, prints it or logs it later
     sees no secret. Returns ``error``."""
+    _remember_environment()
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -260,7 +265,7 @@ def _redact_exception(error: BaseException) -> BaseException:
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _redact(value)
+        return _take_out(value, content=False)
     if isinstance(value, dict):
         return {k: _scrub(v) for k, v in value.items()}
     if isinstance(value, list):
