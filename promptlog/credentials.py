@@ -17,7 +17,7 @@ from .errors import CredentialsError
 from .redaction import _is_secret_name, _redact
 
 _MISSING = re.compile(
-    r"missing (?:credentials|[\w ]{0,40}?\b(?:api[ _-]?key|token)\b)"
+    r"missing (?:credentials|[\w ]{0,40}?\bapi[ _-]?(?:key|token)\b|(?:auth|access) token)"
     r"|api[ _-]?key (?:client option )?must be set"
     r"|no (?:api[ _-]?)?key (?:is )?(?:set|provided|found)"
     r"|unable to locate credentials"

@@ -111,3 +111,14 @@ def test_demo_with_a_real_model_and_no_key_prints_one_sentence(db_path, no_provi
     assert "OPENAI_API_KEY" in result.output
     assert "Traceback" not in result.output
     assert result.output.strip().count("\n") == 0, result.output
+
+
+def test_a_server_error_that_only_mentions_a_token_is_still_retried(db_path, fake_openai):
+    fake_openai.enqueue(status=500, body={"error": {"message": "Missing end token in stream"}})
+    bot = SimpleBot("You answer.", model_name=fake_openai.model, retry_backoff=0.01,
+                    **{k: v for k, v in fake_openai.bot_kwargs.items() if k != "model_name"})
+    assert bot("hello").content
+    promptlog.flush()
+    assert query(db_path, "SELECT status FROM calls ORDER BY attempt") == [
+        ("failed",), ("succeeded",)
+    ]
