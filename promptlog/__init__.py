@@ -49,11 +49,13 @@ _LAZY = {
     "ExperimentError": "errors",
     "ExperimentFailedError": "errors",
     "LocalModelError": "errors",
+    "CredentialsError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
     "BotError",
     "Comparison",
+    "CredentialsError",
     "DatabaseError",
     "Experiment",
     "ExperimentError",
@@ -98,6 +100,7 @@ if TYPE_CHECKING:
     from .diffs import PromptDiff, diff
     from .errors import (
         BotError,
+        CredentialsError,
         DatabaseError,
         ExperimentError,
         ExperimentFailedError,

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from . import __version__, store
 from .context import RunContext, current_run, reset_current_run, set_current_run
 from .errors import ExperimentError, ExperimentFailedError
+from .redaction import _mask, _redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -258,7 +259,8 @@ class Experiment:
         self.name = name
         self.num_executions = num_executions
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
-        self.metadata = dict(metadata or {})
+        # Stored with the experiment and every run: values named like secrets are masked.
+        self.metadata = _mask(dict(metadata or {}))
         self.progress = progress
         self.quiet = quiet
         self.id: str | None = None
@@ -539,8 +541,8 @@ class Experiment:
             values["result"], values["result_format"] = encode_result(run.result)
         if error is not None:
             values["error_type"] = type(error).__name__
-            values["error_message"] = str(error)
-            values["traceback"] = "".join(traceback.format_exception(error))
+            values["error_message"] = _redact(str(error))
+            values["traceback"] = _redact("".join(traceback.format_exception(error)))
         self._db.update("runs", run.id, values)
         for pv_id in run.prompt_version_ids:
             self._db.insert("run_prompt_versions", {"run_id": run.id, "prompt_version_id": pv_id})
