@@ -63,12 +63,14 @@ def flood(records: int, threads: int) -> dict[str, Any]:
 
     def produce(offset: int) -> None:
         for n in range(offset, records, threads):
-            writer.insert("calls", {
-                "id": f"{n:026d}", "run_id": None, "bot_name": "flood", "bot_class": "SimpleBot",
-                "model": "m", "parameters": {"temperature": 0.0},
-                "messages": [{"role": "user", "content": text}], "response_text": text[:100],
-                "status": "succeeded", "attempt": 1, "created_at": store.now(),
-            })
+            store.log_call(
+                writer, id=f"{n:026d}", run_id=None, bot_name="flood", bot_class="SimpleBot",
+                model="m", parameters={"temperature": 0.0},
+                messages=[{"role": "user", "content": text}], response_text=text[:100],
+                response_parsed=None, input_tokens=None, output_tokens=None, cost=None,
+                latency_s=None, status="succeeded", error=None, attempt=1,
+                created_at=store.now(),
+            )
 
     producers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
     for producer in producers:

@@ -20,13 +20,14 @@ from faults_support import (
     write_script,
 )
 
-from promptlog import Experiment, SimpleBot, experiment, metric, migrations, store
+from promptlog import Experiment, SimpleBot, experiment, metric, store
 from promptlog.errors import (
     DatabaseError,
     NotAPromptlogDatabase,
     SchemaTooNewError,
     WriteError,
 )
+from promptlog.store import migrations
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -340,3 +341,4 @@ def test_a_log_of_a_released_schema_opens_and_upgrades_keeping_every_row(fixture
     assert _runs(db_path, "after-upgrade") == [("succeeded", 10, 10)]
     assert integrity(db_path) == "ok"
     assert query(db_path, "PRAGMA foreign_key_check") == []
+

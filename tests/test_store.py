@@ -58,7 +58,7 @@ def test_a_fresh_and_a_reopened_database_have_the_same_schema(db_path, tmp_path)
     assert migrations == [
         ("promptlog", "m001_prompt_versions_and_calls"),
         ("promptlog", "m002_experiments_runs_metrics"),
-        *[("promptlog", name) for name in promptlog.migrations.names()[2:]],
+        *[("promptlog", name) for name in store.migrations.names()[2:]],
     ]
 
 
@@ -136,12 +136,13 @@ def test_a_read_only_directory_is_a_clear_error():
 def _check_read_only_directory(folder: Path) -> None:
     code = f"""
         import os
+        from pathlib import Path
         from promptlog import store
         from promptlog.errors import DatabaseError
         if os.getuid() == 0:
             os.setgid(65534); os.setuid(65534)  # root may write anywhere: act as nobody
         try:
-            store.writer(store.Path({str(folder / "message_log.db")!r}))
+            store.writer(Path({str(folder / "message_log.db")!r}))
         except DatabaseError as e:
             print("ERROR:", e)
         """
@@ -189,3 +190,4 @@ def test_two_processes_logging_to_one_file_lose_nothing(db_path):
         sqlite3.connect(db_path).execute("SELECT bot_name, COUNT(*) FROM calls GROUP BY bot_name")
     )
     assert counts == {"bot0": 150, "bot1": 150}
+
