@@ -191,3 +191,31 @@ def test_two_processes_logging_to_one_file_lose_nothing(db_path):
     )
     assert counts == {"bot0": 150, "bot1": 150}
 
+
+# --- text SQLite cannot store as it is, and copies of the file ------------------
+
+
+def test_lone_surrogates_are_stored_escaped_and_later_records_are_kept(db_path):
+    bot = promptlog.SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("a \ud800")
+    bot("an unrelated question")  # raised WriteError, and was lost with it
+    exp = promptlog.Experiment("x\udcff", num_executions=2, metadata={"k": "\ud800"}, quiet=True)
+    exp.run(lambda: "\udcff result")
+    promptlog.flush()
+
+    conn = sqlite3.connect(db_path)
+    contents = [
+        row[0]
+        for row in conn.execute(
+            "SELECT json_extract(messages, '$[1].content') FROM calls ORDER BY id"
+        )
+    ]
+    assert contents == ["a \\ud800", "an unrelated question"]
+    assert conn.execute("SELECT name, metadata FROM experiments").fetchall() == [
+        ("x\\udcff", '{"k": "\\\\ud800"}')  # in JSON, the backslash is escaped
+    ]
+    metadata = conn.execute("SELECT json_extract(metadata, '$.k') FROM experiments").fetchone()
+    assert metadata == ("\\ud800",)
+    results = conn.execute("SELECT status, result FROM runs").fetchall()
+    assert results == [("succeeded", '"\\\\udcff result"')] * 2
+

@@ -12,9 +12,10 @@ parameters (and JSON) on the writer's thread, not on the caller's::
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,37 @@ def as_json(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else _encode_json(value)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(value: Any, json_text: bool = False) -> Any:
+    """``value`` with every lone surrogate (text that UTF-8, so SQLite, cannot hold)
+    written as the characters ``\\udXXX``, in its strings, keys and items.
+    ``json_text``: the string is JSON, where that backslash is escaped in turn."""
+    if isinstance(value, str):
+        slash = "\\\\" if json_text else "\\"
+        return _SURROGATE.sub(lambda found: f"{slash}u{ord(found.group()):04x}", value)
+    if isinstance(value, dict):
+        return {_escape(key): _escape(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape(item) for item in value]
+    return value
+
+
+def escaped(record: Record) -> Record:
+    """A copy of ``record`` that SQLite can store: lone surrogates escaped (see
+    :func:`_escape`). Used only for a batch that failed on one."""
+    values = []
+    for field in fields(record):
+        value = getattr(record, field.name)
+        json_text = field.name in record.JSON_FIELDS and (
+            field.name != "result" or getattr(record, "result_format", None) == "json"
+        )
+        values.append(_escape(value, json_text and isinstance(value, str)))
+    return type(record)(*values)
+
+
+
 @dataclass(slots=True)
 class ExperimentStart:
     id: str
@@ -43,6 +75,7 @@ class ExperimentStart:
     process: str
     created_at: str
 
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "environment")
     SQL: ClassVar[str] = (
         "INSERT INTO experiments (id, name, status, num_executions, max_workers, metadata, "
         "environment, process, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -63,6 +96,7 @@ class ExperimentEnd:
     status: str
     finished_at: str
 
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = "UPDATE experiments SET status = ?, finished_at = ? WHERE id = ?"
 
     def params(self) -> tuple[Any, ...]:
@@ -77,6 +111,7 @@ class RunStart:
     started_at: str
     process: str
 
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = (
         "INSERT INTO runs (id, experiment_id, execution_index, status, started_at, process, "
         "ended_at, duration_s, result, result_format, error_type, error_message, traceback, "
@@ -110,6 +145,7 @@ class RunEnd:
     hyperparameters: Any
     prompt_version_ids: tuple[int, ...]
 
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("result", "hyperparameters")  # result: if JSON
     SQL: ClassVar[str] = (
         "UPDATE runs SET ended_at = ?, duration_s = ?, result = ?, result_format = ?, "
         "error_type = ?, error_message = ?, traceback = ?, hyperparameters = ?, status = ? "
@@ -156,6 +192,7 @@ class Call:
     attempt: int
     created_at: str
 
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("parameters", "messages", "response_parsed")
     SQL: ClassVar[str] = (
         "INSERT INTO calls (id, run_id, bot_name, bot_class, model, parameters, messages, "
         "response_text, response_parsed, input_tokens, output_tokens, cost, latency_s, "
@@ -190,6 +227,7 @@ class Metric:
     value: float
     kind: str
 
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = "INSERT INTO metrics (run_id, name, value, kind) VALUES (?, ?, ?, ?)"
 
     def params(self) -> tuple[Any, ...]:

@@ -28,6 +28,7 @@ from .records import (
     Record,
     RunEnd,
     RunStart,
+    escaped,
 )
 
 T = TypeVar("T")
@@ -101,7 +102,7 @@ class Writer:
     :class:`WriteError`; once a commit succeeds, logging resumes with nothing
     accepted before lost. A record that can never be written (it breaks a
     constraint) is dropped on its own, and the error is raised once, by the next
-    logging call or flush.
+    logging call or flush (that call's own record is kept).
     """
 
     def __init__(self, path: Path):
@@ -129,13 +130,14 @@ class Writer:
 
     def put(self, record: Record) -> None:
         """Queue ``record`` (use the typed functions of :mod:`.records`)."""
-        if self._error is not None or self._dropped is not None:
+        if self._error is not None:
             self._raise_error()
-            self._report_dropped()
         number = next(self._accepted)
         if number - self._written > QUEUE_LIMIT:
             self._wait_for_room(number)
         self._queue.put(record)
+        if self._dropped is not None:
+            self._report_dropped()
 
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the writer thread in a transaction of its own and
@@ -236,6 +238,9 @@ class Writer:
         """Write ``batch``; return the records still to write after a passing
         failure (disk full, read-only, locked), to be tried again."""
         error = self._attempt(batch)
+        if isinstance(error, UnicodeEncodeError):
+            # Text SQLite cannot store as it is (a lone surrogate): escape it.
+            error = self._attempt(batch, escape=True)
         if error is not None:
             if _passing(error):
                 self._error = error
@@ -243,7 +248,7 @@ class Writer:
             # A record that can never be written (it breaks a constraint): write
             # the others one by one, and drop it.
             for index, record in enumerate(batch):
-                error = self._attempt([record])
+                error = self._attempt([record], escape=True)
                 if error is None:
                     continue
                 if _passing(error):
@@ -257,9 +262,9 @@ class Writer:
         self._handled(batch)
         return []
 
-    def _attempt(self, batch: list[_Item]) -> Exception | None:
+    def _attempt(self, batch: list[_Item], escape: bool = False) -> Exception | None:
         try:
-            self._write(batch)
+            self._write(batch, escape)
         except Exception as e:
             return e
         return None
@@ -286,10 +291,13 @@ class Writer:
         with self._room:
             self._room.notify_all()
 
-    def _write(self, batch: list[_Item]) -> None:
+    def _write(self, batch: list[_Item], escape: bool = False) -> None:
         """Commit a batch in one transaction: rows grouped by table into
         ``executemany`` calls, parents first; the end of a run or experiment
         started in the same batch folded into its row."""
+        if escape:
+            batch = [item if isinstance(item, _Task | _Flush | _Close) else escaped(item)
+                     for item in batch]
         experiments: dict[str, list[Any]] = {}  # id -> [start, end or None]
         runs: dict[str, list[Any]] = {}
         calls: list[Call] = []
