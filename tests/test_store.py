@@ -219,3 +219,20 @@ def test_lone_surrogates_are_stored_escaped_and_later_records_are_kept(db_path):
     results = conn.execute("SELECT status, result FROM runs").fetchall()
     assert results == [("succeeded", '"\\\\udcff result"')] * 2
 
+
+def test_a_copy_of_the_file_alone_holds_an_experiment_that_has_ended(db_path, tmp_path):
+    exp = promptlog.Experiment("copied", num_executions=5, quiet=True)
+    exp.run(lambda: 1)
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db_path.read_bytes())  # the file without its write-ahead log
+    conn = sqlite3.connect(copy)
+    assert conn.execute("SELECT name, status FROM experiments").fetchall() == [
+        ("copied", "succeeded")
+    ]
+    assert conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").fetchone() == (5,)
+
+    bot = promptlog.SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("hi")
+    promptlog.flush()
+    copy.write_bytes(db_path.read_bytes())
+    assert sqlite3.connect(copy).execute("SELECT COUNT(*) FROM calls").fetchone() == (1,)

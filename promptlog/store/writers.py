@@ -147,7 +147,9 @@ class Writer:
         return future.result()
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything queued so far is committed to disk."""
+        """Wait until everything queued so far is committed, and copied from the
+        write-ahead log into the file itself when no reader holds it back (so that
+        a copy of the file alone has it all)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         done = threading.Event()
         self._put_control(_Flush(done))
@@ -285,6 +287,13 @@ class Writer:
                 self._closed = True
                 self._error = sqlite3.ProgrammingError("the log was closed")
                 record.done.set()
+        if flushed and not self._closed:
+            try:
+                # Copy what is committed from the WAL into the file, without waiting
+                # for readers (PASSIVE): a copy of the file alone is then complete.
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # committed all the same; the next checkpoint copies it
         for done in flushed:
             done.set()
         self._written += len(batch)
