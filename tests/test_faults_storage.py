@@ -342,3 +342,28 @@ def test_a_log_of_a_released_schema_opens_and_upgrades_keeping_every_row(fixture
     assert integrity(db_path) == "ok"
     assert query(db_path, "PRAGMA foreign_key_check") == []
 
+
+# --- the file changes under the process -----------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_log_deleted_or_replaced_while_open_is_a_clear_error(how, db_path):
+    _log_experiment("before")
+    db_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        other = sqlite3.connect(db_path)
+        other.execute("CREATE TABLE notes (text TEXT)")
+        other.commit()
+        other.close()
+    with pytest.raises(WriteError, match=f"{db_path}: the file was {how}"):
+        _log_experiment("after")
+    if how == "replaced":  # the other program's file is left as it was
+        with pytest.raises(NotAPromptlogDatabase):
+            _log_experiment("later")
+        assert query(db_path, "SELECT name FROM sqlite_master") == [("notes",)]
+    else:  # logging again starts a new log at the path
+        _log_experiment("later")
+        assert query(db_path, "SELECT name FROM experiments") == [("later",)]
+

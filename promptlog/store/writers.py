@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,8 +66,17 @@ class _Close:
 _Item = Record | _Task | _Flush | _Close
 
 
+class LogFileGone(OSError):
+    """The file at the log's path is no longer the one the writer opened."""
+
+
 def _hint(error: BaseException) -> str:
     """What a person can do about a write error."""
+    if isinstance(error, LogFileGone):
+        return (
+            "What was logged to it since is not written anywhere; logging again (a new "
+            "experiment, a bot call outside one) starts a new log at that path"
+        )
     name = getattr(error, "sqlite_errorname", "")
     if name == "SQLITE_FULL":
         return "The disk is full: free some space"
@@ -97,7 +107,7 @@ class Writer:
     waiting in one transaction (group commit).
 
     Errors: while a batch cannot be committed (disk full, read-only file, lock
-    held too long), the writer keeps it and tries
+    held too long, the file deleted or replaced), the writer keeps it and tries
     again, and every logging call and :meth:`flush` raises
     :class:`WriteError`; once a commit succeeds, logging resumes with nothing
     accepted before lost. A record that can never be written (it breaks a
@@ -116,6 +126,7 @@ class Writer:
         self._error: BaseException | None = None  # the batch that keeps failing
         self._dropped: BaseException | None = None  # a record that was given up
         self._closed = False
+        self._identity: tuple[int, int] = (0, 0)  # the file's (st_dev, st_ino)
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
         self._thread = threading.Thread(
@@ -144,7 +155,13 @@ class Writer:
         return its result: for the rare writes that must read first."""
         future: Future[T] = Future()
         self._put_control(_Task(fn, future))
-        return future.result()
+        while True:
+            try:
+                return future.result(0.05)
+            except FutureTimeout:
+                self._raise_error()
+                if not self._thread.is_alive():
+                    raise WriteError(f"The writer for {self.path} has stopped.") from None
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is committed, and copied from the
@@ -211,6 +228,8 @@ class Writer:
     def _loop(self) -> None:
         try:
             self._conn = open_for_writing(self.path)
+            stat = os.stat(self.path)
+            self._identity = (stat.st_dev, stat.st_ino)
         except BaseException as e:  # reported to the thread that created us
             self._open_error = e
             self._ready.set()
@@ -240,6 +259,9 @@ class Writer:
         """Write ``batch``; return the records still to write after a passing
         failure (disk full, read-only, locked), to be tried again."""
         error = self._attempt(batch)
+        if isinstance(error, LogFileGone):
+            self._abandon(error, batch)
+            return []
         if isinstance(error, UnicodeEncodeError):
             # Text SQLite cannot store as it is (a lone surrogate): escape it.
             error = self._attempt(batch, escape=True)
@@ -263,6 +285,24 @@ class Writer:
         self._error = None
         self._handled(batch)
         return []
+
+    def _abandon(self, error: LogFileGone, batch: list[_Item]) -> None:
+        """Stop for good: the file this writer opened is gone from its path. Every
+        logging call to it raises from now on; the next :func:`writer` for the path
+        opens a new file there. (Writing on into a deleted file would lose it all
+        silently; writing the records of an experiment begun in the old file into
+        a new one would leave them without their experiment.)"""
+        self._error = error
+        with _writers_lock:
+            if _writers.get(self.path) is self:
+                del _writers[self.path]
+        for item in batch:
+            if isinstance(item, _Task) and not item.future.done():
+                item.future.set_exception(WriteError(f"{self.path}: {error}."))
+            elif isinstance(item, _Close):
+                item.done.set()
+        self._conn.close()
+        self._closed = True
 
     def _attempt(self, batch: list[_Item], escape: bool = False) -> Exception | None:
         try:
@@ -300,10 +340,23 @@ class Writer:
         with self._room:
             self._room.notify_all()
 
+    def _check_file(self) -> None:
+        """Raise :class:`LogFileGone` if the file at the path is not the one opened
+        (deleted, or replaced by another): one ``stat``, before every batch."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            raise LogFileGone(
+                "the file was deleted while this process had it open"
+            ) from None
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            raise LogFileGone("the file was replaced by another while this process had it open")
+
     def _write(self, batch: list[_Item], escape: bool = False) -> None:
         """Commit a batch in one transaction: rows grouped by table into
         ``executemany`` calls, parents first; the end of a run or experiment
         started in the same batch folded into its row."""
+        self._check_file()
         if escape:
             batch = [item if isinstance(item, _Task | _Flush | _Close) else escaped(item)
                      for item in batch]
