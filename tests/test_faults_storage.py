@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -366,4 +367,40 @@ def test_a_log_deleted_or_replaced_while_open_is_a_clear_error(how, db_path):
     else:  # logging again starts a new log at the path
         _log_experiment("later")
         assert query(db_path, "SELECT name FROM experiments") == [("later",)]
+
+
+# --- memory while the file is locked ----------------------------------------------
+
+
+def test_queued_records_are_bounded_in_bytes_while_the_file_is_locked(db_path):
+    bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("warm up")
+    store.flush()
+    megabyte = "x" * 1_000_000
+    done: list[int] = []
+
+    def log_calls() -> None:
+        for i in range(150):
+            bot(megabyte)
+            done.append(i)
+
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    producer = threading.Thread(target=log_calls)
+    try:
+        producer.start()
+        stalled_at, last = time.monotonic(), -1
+        while time.monotonic() - stalled_at < 1.5 and producer.is_alive():
+            if len(done) != last:
+                stalled_at, last = time.monotonic(), len(done)
+            time.sleep(0.05)
+        # 64 MB of queued text: the producer waits for the writer from then on.
+        assert 60 <= len(done) <= 70
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        producer.join(timeout=60)
+    store.flush()
+    assert len(done) == 150
+    assert query(db_path, "SELECT COUNT(*) FROM calls") == [(151,)]
 

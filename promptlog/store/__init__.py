@@ -34,13 +34,14 @@ from .records import (
     start_experiment,
     start_run,
 )
-from .writers import BATCH_LIMIT, QUEUE_LIMIT, Writer, flush, writer
+from .writers import BATCH_LIMIT, QUEUE_BYTES, QUEUE_LIMIT, Writer, flush, writer
 
 __all__ = [
     "BATCH_LIMIT",
     "BUSY_TIMEOUT_MS",
     "DB_FILENAME",
     "ENV_VAR",
+    "QUEUE_BYTES",
     "QUEUE_LIMIT",
     "Writer",
     "configure",

@@ -33,6 +33,10 @@ def as_json(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else _encode_json(value)
 
 
+def _length(text: Any) -> int:
+    return len(text) if isinstance(text, str) else 0
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -63,6 +67,9 @@ def escaped(record: Record) -> Record:
     return type(record)(*values)
 
 
+# Every record keeps ``size``: an estimate of the memory it holds while queued
+# (the lengths of its larger texts), for the writer's bound in bytes.
+
 
 @dataclass(slots=True)
 class ExperimentStart:
@@ -74,6 +81,7 @@ class ExperimentStart:
     environment: Any
     process: str
     created_at: str
+    size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "environment")
     SQL: ClassVar[str] = (
@@ -95,6 +103,7 @@ class ExperimentEnd:
     id: str
     status: str
     finished_at: str
+    size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = "UPDATE experiments SET status = ?, finished_at = ? WHERE id = ?"
@@ -110,6 +119,7 @@ class RunStart:
     execution_index: int
     started_at: str
     process: str
+    size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = (
@@ -144,6 +154,7 @@ class RunEnd:
     traceback: str | None
     hyperparameters: Any
     prompt_version_ids: tuple[int, ...]
+    size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("result", "hyperparameters")  # result: if JSON
     SQL: ClassVar[str] = (
@@ -191,6 +202,7 @@ class Call:
     error: str | None
     attempt: int
     created_at: str
+    size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("parameters", "messages", "response_parsed")
     SQL: ClassVar[str] = (
@@ -226,6 +238,7 @@ class Metric:
     name: str
     value: float
     kind: str
+    size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = "INSERT INTO metrics (run_id, name, value, kind) VALUES (?, ?, ?, ?)"
@@ -254,7 +267,7 @@ def start_experiment(
 ) -> None:
     """An experiment begins (status ``running``)."""
     writer.put(ExperimentStart(id, name, num_executions, max_workers, metadata, environment,
-                               process, created_at))
+                               process, created_at, 100 + len(name)))
 
 
 def finish_experiment(writer: Writer, id: str, *, status: str, finished_at: str) -> None:
@@ -288,6 +301,7 @@ def finish_run(
     writer.put(RunEnd(
         id, status, ended_at, duration_s, result, result_format, error_type, error_message,
         traceback, hyperparameters, tuple(prompt_version_ids),
+        _length(result) + _length(error_message) + _length(traceback),
     ))
 
 
@@ -314,10 +328,13 @@ def log_call(
 ) -> None:
     """One attempt of an LLM call. ``messages`` are dicts of ``role``, ``content``
     and ``prompt_version_id``; each message's prompt version is linked."""
+    size = 200 + 2 * _length(response_text) + _length(error)  # parsed: about the text again
+    for message in messages:
+        size += _length(message.get("content"))
     writer.put(Call(
         id, run_id, bot_name, bot_class, model, parameters, messages, response_text,
         response_parsed, input_tokens, output_tokens, cost, latency_s, status, error, attempt,
-        created_at,
+        created_at, size,
     ))
 
 

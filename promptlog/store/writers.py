@@ -35,8 +35,10 @@ from .records import (
 T = TypeVar("T")
 
 # Records waiting for the writer; a full queue makes producers wait (back-pressure)
-# instead of letting memory grow without limit.
+# instead of letting memory grow without limit: at most this many records, and
+# about this many bytes of text (a record's estimated size, see records.py).
 QUEUE_LIMIT = 20_000
+QUEUE_BYTES = 64 * 2**20
 # The most records one transaction takes; larger backlogs commit in several.
 BATCH_LIMIT = 5_000
 
@@ -47,6 +49,7 @@ class _Task:
 
     fn: Callable[[sqlite3.Connection], Any]
     future: Future[Any]
+    size: int = 0
 
 
 @dataclass(slots=True)
@@ -54,6 +57,7 @@ class _Flush:
     """``done`` is set once everything queued before it is written."""
 
     done: threading.Event
+    size: int = 0
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class _Close:
     """Close the connection and stop the writer thread; then set ``done``."""
 
     done: threading.Event
+    size: int = 0
 
 
 _Item = Record | _Task | _Flush | _Close
@@ -122,6 +127,8 @@ class Writer:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._accepted = itertools.count(1)
         self._written = 0  # records handled; only the writer thread changes it
+        self._bytes = 0  # estimated size of the records queued, under _bytes_lock
+        self._bytes_lock = threading.Lock()
         self._room = threading.Condition(threading.Lock())
         self._error: BaseException | None = None  # the batch that keeps failing
         self._dropped: BaseException | None = None  # a record that was given up
@@ -144,6 +151,12 @@ class Writer:
         if self._error is not None:
             self._raise_error()
         number = next(self._accepted)
+        size = record.size
+        if size:
+            if self._bytes + size > QUEUE_BYTES and self._bytes > 0:
+                self._wait_for_bytes(size)
+            with self._bytes_lock:
+                self._bytes += size
         if number - self._written > QUEUE_LIMIT:
             self._wait_for_room(number)
         self._queue.put(record)
@@ -218,6 +231,16 @@ class Writer:
         """Back-pressure: hold a producer that is far ahead of the writer."""
         with self._room:
             while number - self._written > QUEUE_LIMIT:
+                self._raise_error()
+                if not self._thread.is_alive():
+                    raise WriteError(f"The writer for {self.path} has stopped.")
+                self._room.wait(0.1)
+
+    def _wait_for_bytes(self, size: int) -> None:
+        """Back-pressure in bytes: hold a producer while its record does not fit
+        (one record larger than the bound still goes, alone)."""
+        with self._room:
+            while self._bytes + size > QUEUE_BYTES and self._bytes > 0:
                 self._raise_error()
                 if not self._thread.is_alive():
                     raise WriteError(f"The writer for {self.path} has stopped.")
@@ -312,8 +335,10 @@ class Writer:
         return None
 
     def _handled(self, batch: list[_Item]) -> None:
+        size = 0
         flushed = []
         for record in batch:
+            size += record.size
             if isinstance(record, _Flush):
                 flushed.append(record.done)
             elif isinstance(record, _Close):
@@ -337,6 +362,9 @@ class Writer:
         for done in flushed:
             done.set()
         self._written += len(batch)
+        if size:
+            with self._bytes_lock:
+                self._bytes -= size
         with self._room:
             self._room.notify_all()
 
