@@ -273,6 +273,7 @@ class SimpleBot:
         )
         retries = 0
         while True:
+            (run.db if run is not None else store.writer()).check()  # no reply thrown away
             started = store.now()
             clock = time.perf_counter()
             try:

@@ -404,3 +404,49 @@ def test_queued_records_are_bounded_in_bytes_while_the_file_is_locked(db_path):
     assert len(done) == 150
     assert query(db_path, "SELECT COUNT(*) FROM calls") == [(151,)]
 
+
+# --- no provider call while the log cannot be written -----------------------------
+
+
+def test_a_full_disk_stops_a_bot_before_it_calls_the_provider(db_path, monkeypatch):
+    from promptlog.bots import _get_litellm
+
+    litellm = _get_litellm()
+    bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("before")
+    store.flush()
+    other = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    other.execute("CREATE TABLE filler (data BLOB)")
+    other.execute("INSERT INTO filler VALUES (zeroblob(400000))")
+
+    def fill_the_disk(conn: sqlite3.Connection) -> None:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    store.writer().call(fill_the_disk)
+    big = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok " * 20_000)
+    with pytest.raises(WriteError, match="disk is full"):
+        for _ in range(50):
+            big("fill it")
+            time.sleep(0.01)
+        store.flush()
+
+    completion = litellm.completion
+    replies = []
+
+    def counting(*args, **kwargs):
+        replies.append(1)
+        return completion(*args, **kwargs)
+
+    monkeypatch.setattr(litellm, "completion", counting)
+    for _ in range(100):
+        with pytest.raises(WriteError, match="disk is full"):
+            bot("a question")
+    assert replies == []  # no reply paid for and thrown away
+
+    other.execute("DROP TABLE filler")
+    other.close()
+    _wait_for_logging_to_resume()
+    bot("after")
+    store.flush()
+    assert len(replies) == 1

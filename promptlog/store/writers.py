@@ -113,7 +113,7 @@ class Writer:
 
     Errors: while a batch cannot be committed (disk full, read-only file, lock
     held too long, the file deleted or replaced), the writer keeps it and tries
-    again, and every logging call and :meth:`flush` raises
+    again, and every logging call, :meth:`check` and :meth:`flush` raises
     :class:`WriteError`; once a commit succeeds, logging resumes with nothing
     accepted before lost. A record that can never be written (it breaks a
     constraint) is dropped on its own, and the error is raised once, by the next
@@ -175,6 +175,13 @@ class Writer:
                 self._raise_error()
                 if not self._thread.is_alive():
                     raise WriteError(f"The writer for {self.path} has stopped.") from None
+
+    def check(self) -> None:
+        """Raise the :class:`WriteError` a record logged now would meet (a full disk,
+        a read-only or vanished file): cheap, for use before work whose record
+        could not be kept, such as a paid call to a model."""
+        if self._error is not None:
+            self._raise_error()
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is committed, and copied from the
