@@ -344,6 +344,29 @@ def test_a_log_of_a_released_schema_opens_and_upgrades_keeping_every_row(fixture
     assert query(db_path, "PRAGMA foreign_key_check") == []
 
 
+def test_a_read_only_log_of_a_released_schema_can_be_read(db_path, tmp_path):
+    shutil.copyfile(FIXTURES / "schema_m001_m002.db", db_path)
+    db_path.chmod(0o444)
+    before = db_path.read_bytes()
+    script = write_script(
+        tmp_path,
+        """
+        import promptlog
+        log = promptlog.open()
+        print("experiments", len(log.experiments()))
+        print("runs", len(log.runs()))
+        """,
+    )
+    done = run_as_ordinary_user(script, db_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["experiments 3", "runs 8"]
+    assert db_path.read_bytes() == before  # read, never upgraded
+    conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+    assert [name for (name,) in conn.execute("SELECT name FROM _sqlite_migrations")] == (
+        migrations.names()[:2]
+    )
+
+
 # --- the file changes under the process -----------------------------------------
 
 

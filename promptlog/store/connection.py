@@ -236,7 +236,12 @@ def _dead_processes(conn: sqlite3.Connection) -> list[str]:
 def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Connection:
     """A read connection to an existing log, upgraded first if an older release
     wrote it. Raises a clear error for a missing file or a file that is not a
-    promptlog log."""
+    promptlog log.
+
+    A log of an older schema that cannot be upgraded in place (a read-only file
+    or folder) is read from a copy in memory, upgraded there; the file is left
+    as it is.
+    """
     from .writers import flush  # the writer needs this module: import it late
 
     target = Path(path).expanduser().absolute() if path is not None else db_path()
@@ -267,11 +272,32 @@ def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Conn
         conn.close()
         try:
             open_for_writing(target).close()  # migrate and sweep dead runs
+        except (NotAPromptlogDatabase, SchemaTooNewError):
+            raise
         except DatabaseError:
-            if pending:
-                raise  # this version cannot read the old schema
+            if pending:  # this version cannot read the old schema as it is
+                return _upgraded_copy(_connect(target, readonly=True, immutable=immutable))
             # A read-only log: runs of dead processes stay shown as running.
         conn = _connect(target, readonly=True, immutable=immutable)
     conn.row_factory = sqlite3.Row
     return conn
 
+
+def _upgraded_copy(source: sqlite3.Connection) -> sqlite3.Connection:
+    """The log read through ``source`` (closed here), copied into memory with
+    sqlite3's backup API and upgraded to this version's schema there."""
+    copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    try:
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+        copy.execute("PRAGMA foreign_keys = ON")
+        with transaction(copy):
+            migrations.apply(copy)
+        _mark_dead_processes_interrupted(copy)
+    except BaseException:
+        copy.close()
+        raise
+    copy.row_factory = sqlite3.Row
+    return copy
