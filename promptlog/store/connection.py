@@ -21,7 +21,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 # --- where the database lives -----------------------------------------------
 
 _configured_path: Path | None = None
-_root_cache: dict[Path, Path] = {}
+# db_path() runs on every logged call: remember the path found for each
+# PROMPTLOG_DB value and each working directory.
+_env_paths: dict[str, Path] = {}
+_cwd_paths: dict[str, Path] = {}
 
 
 def configure(db_path: str | os.PathLike[str] | None = None) -> None:
@@ -31,14 +34,10 @@ def configure(db_path: str | os.PathLike[str] | None = None) -> None:
 
 
 def _project_root(start: Path) -> Path:
-    if start not in _root_cache:
-        root = start
-        for folder in (start, *start.parents):
-            if (folder / ".git").exists() or (folder / "pyproject.toml").exists():
-                root = folder
-                break
-        _root_cache[start] = root
-    return _root_cache[start]
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists() or (folder / "pyproject.toml").exists():
+            return folder
+    return start
 
 
 def db_path() -> Path:
@@ -47,10 +46,17 @@ def db_path() -> Path:
     or ``pyproject.toml``, else the working directory)."""
     env = os.environ.get(ENV_VAR)
     if env:
-        return Path(env).expanduser().absolute()
+        found = _env_paths.get(env)
+        if found is None:
+            found = _env_paths[env] = Path(env).expanduser().absolute()
+        return found
     if _configured_path is not None:
         return _configured_path
-    return _project_root(Path.cwd()) / DB_FILENAME
+    cwd = os.getcwd()
+    found = _cwd_paths.get(cwd)
+    if found is None:
+        found = _cwd_paths[cwd] = _project_root(Path(cwd)) / DB_FILENAME
+    return found
 
 
 # --- transactions -------------------------------------------------------------
