@@ -233,7 +233,7 @@ def test_a_run_ends_whole_status_and_prompt_links_together(db_path, tmp_path):
         "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id "
         "WHERE e.name = 'killed' AND r.status = 'succeeded'",
     )[0][0]
-    assert succeeded > 1000
+    assert succeeded > 100
     assert integrity(db_path) == "ok"
     _assert_finished_runs_intact(db_path)
 

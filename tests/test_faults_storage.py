@@ -413,7 +413,7 @@ def test_queued_records_are_bounded_in_bytes_while_the_file_is_locked(db_path):
     try:
         producer.start()
         stalled_at, last = time.monotonic(), -1
-        while time.monotonic() - stalled_at < 1.5 and producer.is_alive():
+        while time.monotonic() - stalled_at < 3 and producer.is_alive():
             if len(done) != last:
                 stalled_at, last = time.monotonic(), len(done)
             time.sleep(0.05)
