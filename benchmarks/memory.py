@@ -87,7 +87,8 @@ def bench(runs: int) -> Section:
     section = Section(
         "6. Memory",
         f"Growth of the process's peak RSS (VmHWM, reset once warm) while logging; the "
-        f"writer queue holds at most {_queue_limit():,} records and then makes producers wait.",
+        f"writer queue holds at most {_queue_limit():,} records (and {_queue_mb()} MB of text) "
+        f"and then makes producers wait.",
     )
     cases = [
         (f"{runs:,} runs in {runs // 1000} experiments of 1,000", "memory.log_runs",
@@ -109,3 +110,9 @@ def _queue_limit() -> int:
     from promptlog import store
 
     return store.QUEUE_LIMIT
+
+
+def _queue_mb() -> int:
+    from promptlog import store
+
+    return store.QUEUE_BYTES // 2**20
