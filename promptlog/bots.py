@@ -265,6 +265,7 @@ class SimpleBot:
         parameters.update(logged or {})
         retries = 0
         while True:
+            (run.db if run is not None else store.writer()).check()  # no reply thrown away
             started = store.now()
             clock = time.perf_counter()
             try:
@@ -326,47 +327,35 @@ class SimpleBot:
             usage = getattr(response, "usage", None)
         call_id = store.new_id()
         writer = run.db if run is not None else store.writer()
-        writer.insert(
-            "calls",
-            {
-                "id": call_id,
-                "run_id": run.id if run is not None else None,
-                "bot_name": self.name,
-                "bot_class": type(self).__name__,
-                "model": self.model_name,
-                "parameters": parameters,
-                "messages": [
-                    {
-                        "role": m.role,
-                        "content": _redact(m.content, content=True),
-                        "prompt_version_id": m.prompt_version.id if m.prompt_version else None,
-                    }
-                    for m in conversation
-                ],
-                "response_text": _redact(text, content=True),
-                "response_parsed": parsed.model_dump(mode="json")
-                if isinstance(parsed, pydantic.BaseModel)
-                else parsed,
-                "input_tokens": getattr(usage, "prompt_tokens", None),
-                "output_tokens": getattr(usage, "completion_tokens", None),
-                "cost": _cost(response) if response is not None else None,
-                "latency_s": latency,
-                "status": status,
-                "error": _redact(_describe_error(error)) if error else None,
-                "attempt": attempt,
-                "created_at": started,
-            },
+        store.log_call(
+            writer,
+            id=call_id,
+            run_id=run.id if run is not None else None,
+            bot_name=self.name,
+            bot_class=type(self).__name__,
+            model=self.model_name,
+            parameters=parameters,
+            messages=[
+                {
+                    "role": m.role,
+                    "content": _redact(m.content, content=True),
+                    "prompt_version_id": m.prompt_version.id if m.prompt_version else None,
+                }
+                for m in conversation
+            ],
+            response_text=_redact(text, content=True),
+            response_parsed=parsed.model_dump(mode="json")
+            if isinstance(parsed, pydantic.BaseModel)
+            else parsed,
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            cost=_cost(response) if response is not None else None,
+            latency_s=latency,
+            status=status,
+            error=_redact(_describe_error(error)) if error else None,
+            attempt=attempt,
+            created_at=started,
         )
-        for position, message in enumerate(conversation):
-            if message.prompt_version is not None:
-                writer.insert(
-                    "call_prompt_versions",
-                    {
-                        "call_id": call_id,
-                        "position": position,
-                        "prompt_version_id": message.prompt_version.id,
-                    },
-                )
 
 
 class StructuredBot(SimpleBot, Generic[ModelT]):

@@ -427,20 +427,16 @@ class Experiment:
         self._db = store.writer()
         self.id = store.new_id()
         self.status = "running"
-        self._db.insert(
-            "experiments",
-            {
-                "id": self.id,
-                "name": self.name,
-                "status": "running",
-                "num_executions": self.num_executions,
-                "max_workers": self.max_workers,
-                "metadata": self.metadata,
-                "environment": environment(),
-                "process": store.process_token(),
-                "created_at": store.now(),
-                "finished_at": None,
-            },
+        store.start_experiment(
+            self._db,
+            id=self.id,
+            name=self.name,
+            num_executions=self.num_executions,
+            max_workers=self.max_workers,
+            metadata=self.metadata,
+            environment=environment(),
+            process=store.process_token(),
+            created_at=store.now(),
         )
         if _show_progress(self.progress) and self.num_executions > 1:
             with warnings.catch_warnings():
@@ -500,17 +496,13 @@ class Experiment:
         run = Run(store.new_id(), self.id, index, self._db)
         with self._lock:
             self.runs.append(run)
-        self._db.insert(
-            "runs",
-            {
-                "id": run.id,
-                "experiment_id": self.id,
-                "execution_index": index,
-                "status": "running",
-                "started_at": run.started_at,
-                "process": store.process_token(),
-                **_RUN_END_COLUMNS,
-            },
+        store.start_run(
+            self._db,
+            id=run.id,
+            experiment_id=self.id,
+            execution_index=index,
+            started_at=run.started_at,
+            process=store.process_token(),
         )
         return run
 
@@ -525,27 +517,31 @@ class Experiment:
                 run.status = "succeeded"
             else:
                 run.status = "failed" if isinstance(error, Exception) else "interrupted"
-        values: dict[str, Any] = {
-            "status": run.status,
-            "ended_at": store.now(),
-            "duration_s": run.duration_s,
-            "hyperparameters": {
+        result = result_format = None
+        if run.has_result:
+            result, result_format = encode_result(run.result)
+        store.finish_run(
+            self._db,
+            run.id,
+            status=run.status,
+            ended_at=store.now(),
+            duration_s=run.duration_s,
+            result=result,
+            result_format=result_format,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=_redact(str(error)) if error is not None else None,
+            traceback=_redact("".join(traceback.format_exception(error)))
+            if error is not None
+            else None,
+            hyperparameters={
                 "bots": list(run.bots.values()),
                 "prompt_versions": [
                     {"id": pv_id, "name": name} for pv_id, name in run.prompt_version_ids.items()
                 ],
                 "metadata": self.metadata,
             },
-        }
-        if run.has_result:
-            values["result"], values["result_format"] = encode_result(run.result)
-        if error is not None:
-            values["error_type"] = type(error).__name__
-            values["error_message"] = _redact(str(error))
-            values["traceback"] = _redact("".join(traceback.format_exception(error)))
-        self._db.update("runs", run.id, values)
-        for pv_id in run.prompt_version_ids:
-            self._db.insert("run_prompt_versions", {"run_id": run.id, "prompt_version_id": pv_id})
+            prompt_version_ids=run.prompt_version_ids,
+        )
         if self._bar is not None:
             self._bar.update(1)
 
@@ -570,7 +566,7 @@ class Experiment:
             for run in unfinished:
                 run.status = "interrupted"
         for run in unfinished:
-            self._db.update("runs", run.id, {"status": "interrupted", "ended_at": stamp})
+            store.finish_run(self._db, run.id, status="interrupted", ended_at=stamp)
         self._finish("interrupted")
 
     def _close(self) -> None:
@@ -582,7 +578,7 @@ class Experiment:
     def _finish(self, status: str) -> None:
         assert self._db is not None and self.id is not None
         self.status = status
-        self._db.update("experiments", self.id, {"status": status, "finished_at": store.now()})
+        store.finish_experiment(self._db, self.id, status=status, finished_at=store.now())
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -601,15 +597,3 @@ class Experiment:
         if interrupted:
             text += f", {interrupted} interrupted"
         return text
-
-
-_RUN_END_COLUMNS: dict[str, Any] = {
-    "ended_at": None,
-    "duration_s": None,
-    "result": None,
-    "result_format": None,
-    "error_type": None,
-    "error_message": None,
-    "traceback": None,
-    "hyperparameters": "{}",
-}
