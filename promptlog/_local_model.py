@@ -337,7 +337,7 @@ def _default_threads() -> int:
 
 def _require_runtime() -> None:
     try:
-        import xllamacpp  # type: ignore[import-untyped]  # noqa: F401
+        import xllamacpp  # noqa: F401
     except ImportError as exc:
         raise LocalModelError(
             f"LocalModelServer needs the xllamacpp package, which is not importable "
@@ -377,7 +377,7 @@ def _serve(config: dict[str, Any]) -> None:
         target=_watch, args=(config["parent"], config["max_seconds"]), daemon=True
     )
     watchdog.start()
-    import xllamacpp  # type: ignore[import-untyped]
+    import xllamacpp
 
     params = xllamacpp.CommonParams()
     params.model.path = config["model"]

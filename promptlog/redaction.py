@@ -256,7 +256,7 @@ def _redact_exception(error: BaseException) -> BaseException:
                     setattr(current, name, _scrub(value))
             notes = getattr(current, "__notes__", None)
             if isinstance(notes, list):
-                current.__notes__ = [_scrub(note) for note in notes]
+                notes[:] = [_scrub(note) for note in notes]
         except (AttributeError, TypeError):  # an exception type that forbids it: skip
             pass
         current = current.__cause__ or current.__context__

@@ -24,13 +24,12 @@ from .connection import (
     transaction,
 )
 from .ids import new_id, now, process_alive, process_token
+from .prompt_versions import prompt_versions, register_prompt_version
 from .records import (
     finish_experiment,
     finish_run,
     log_call,
-    prompt_versions,
     record_metric,
-    register_prompt_version,
     start_experiment,
     start_run,
 )

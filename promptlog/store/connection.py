@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -239,6 +239,15 @@ def _dead_processes(conn: sqlite3.Connection) -> list[str]:
     return [token for token in tokens if not process_alive(token)]
 
 
+def _no_writer(path: Path) -> None:
+    pass
+
+
+# Set by the writers module: write what this process has queued for ``path`` so that
+# a read sees it. A hook rather than an import, as the writers build on this module.
+_before_read: Callable[[Path], None] = _no_writer
+
+
 def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Connection:
     """A read connection to an existing log, upgraded first if an older release
     wrote it. Raises a clear error for a missing file or a file that is not a
@@ -248,15 +257,13 @@ def connect_readonly(path: str | os.PathLike[str] | None = None) -> sqlite3.Conn
     or folder) is read from a copy in memory, upgraded there; the file is left
     as it is.
     """
-    from .writers import flush  # the writer needs this module: import it late
-
     target = Path(path).expanduser().absolute() if path is not None else db_path()
     if not target.exists():
         raise DatabaseError(
             f"No promptlog log at {target}. Run something that logs first "
             f"(promptlog demo), or pass the path of an existing log."
         )
-    flush(target)
+    _before_read(target)
     immutable = False
     try:
         try:

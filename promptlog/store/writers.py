@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import WriteError
+from . import connection
 from .connection import BUSY_TIMEOUT_MS, db_path, open_for_writing, transaction
 from .records import (
     Call,
@@ -485,6 +486,9 @@ def flush(path: str | os.PathLike[str] | None = None) -> None:
         targets = list(_writers.values())
     for target in targets:
         target.flush()
+
+
+connection._before_read = flush  # a read in this process sees what it has logged
 
 
 def _close_at_exit() -> None:
