@@ -74,10 +74,10 @@ def _wait_for_logging_to_resume(timeout: float = 15) -> None:
 # --- a full disk ----------------------------------------------------------------
 
 
-def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_path):
-    _log_experiment("before")
-    # Another program fills the disk: a table of its own takes pages, and the log
-    # may not grow past the pages it has now (SQLite's max_page_count).
+def _fill_the_disk(db_path) -> sqlite3.Connection:
+    """Another program fills the disk: a table of its own takes pages, and the log may
+    not grow past the pages it has now (SQLite's max_page_count). Dropping the
+    returned connection's ``filler`` table makes room again."""
     other = sqlite3.connect(db_path, isolation_level=None, timeout=30)
     other.execute("CREATE TABLE filler (data BLOB)")
     other.execute("INSERT INTO filler VALUES (zeroblob(400000))")
@@ -87,6 +87,12 @@ def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_
         conn.execute(f"PRAGMA max_page_count = {pages}")
 
     store.writer().call(fill_the_disk)
+    return other
+
+
+def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_path):
+    _log_experiment("before")
+    other = _fill_the_disk(db_path)
 
     with pytest.raises(WriteError, match="disk is full: free some space"):
         _log_experiment("during", runs=20, size=20_000)
@@ -438,15 +444,7 @@ def test_a_full_disk_stops_a_bot_before_it_calls_the_provider(db_path, monkeypat
     bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
     bot("before")
     store.flush()
-    other = sqlite3.connect(db_path, isolation_level=None, timeout=30)
-    other.execute("CREATE TABLE filler (data BLOB)")
-    other.execute("INSERT INTO filler VALUES (zeroblob(400000))")
-
-    def fill_the_disk(conn: sqlite3.Connection) -> None:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages}")
-
-    store.writer().call(fill_the_disk)
+    other = _fill_the_disk(db_path)
     big = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok " * 20_000)
     with pytest.raises(WriteError, match="disk is full"):
         for _ in range(50):
