@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_read import build_prompt_log
+from test_read import SCORES_A, build_prompt_log
 
 pytest.importorskip("datasette")
 
@@ -97,16 +97,30 @@ def test_default_sorts_put_the_newest_first(logged, db_path):
     assert [row["name"] for row in experiments.json()["rows"]] == ["names-v2", "names-v1"]
 
 
-def test_messages_and_json_columns_render_readably(logged, db_path):
-    calls, runs = get(db_path, "/message_log/calls", "/message_log/runs")
-    assert '<div class="promptlog-message"><strong>system (prompt version 1)</strong>' in (
+def test_messages_and_json_columns_render_compact_and_open_to_the_whole(logged, db_path):
+    calls, runs, versions = get(
+        db_path, "/message_log/calls", "/message_log/runs", "/message_log/call_prompt_versions"
+    )
+    # A call's messages: one line, opening to each message under its role and version.
+    assert '<details class="pl-cell promptlog-messages"><summary>system: You name jobs.' in (
         calls.text
     )
-    assert "You name jobs." in calls.text
-    assert '<pre class="promptlog-json"' in runs.text
-    assert "&#34;model&#34;: &#34;gpt-4o-mini&#34;" in runs.text or (
-        "&quot;model&quot;: &quot;gpt-4o-mini&quot;" in runs.text
+    assert '<div class="promptlog-message"><strong>system (namer_system v1)</strong>' in (
+        calls.text
     )
+    assert "prompt version 1" not in calls.text
+    # Other JSON: one line, opening to the indented form.
+    assert '<details class="pl-cell promptlog-json-cell"><summary>{&#34;bots&#34;' in runs.text
+    assert '<pre class="promptlog-json"' in runs.text
+    assert "&#34;model&#34;: &#34;gpt-4o-mini&#34;" in runs.text
+    # Prompt version ids as name vN, linked to the prompt's page.
+    assert re.search(
+        r'<a href="/-/promptlog/prompts/[\w.]+\.namer_user#v2" title="[\w.]+\.namer_user, '
+        r'prompt version id \d+">namer_user v2</a>',
+        versions.text,
+    )
+    # Durations rounded, the exact value in the title.
+    assert re.search(r'<span title="[0-9.e-]+">(<1 ms|\d+ ms|[0-9.]+ s)</span>', runs.text)
 
 
 def test_every_canned_query_answers(logged, db_path):
@@ -357,3 +371,92 @@ def test_every_module_the_ui_imports_is_declared_in_the_ui_and_test_extras():
     for extra in ("ui", "test"):
         missing = needed - core - names(extras[extra]) - {"markupsafe"}
         assert not missing, f"imported by promptlog/ui but not in the {extra} extra: {missing}"
+
+
+# --- the viewer: /-/promptlog -------------------------------------------------------
+
+
+@pytest.fixture
+def viewer_log(db_path) -> dict[str, Any]:
+    from ui_support import build_ui_log
+
+    return build_ui_log()
+
+
+def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
+    viewer_log, db_path
+):
+    from ui_support import DEMO_RUNS, FLAKY_RUNS
+
+    page, as_json, by_format, filtered = get(
+        db_path, "/-/promptlog", "/-/promptlog.json", "/-/promptlog?_format=json",
+        "/-/promptlog.json?name=DEMO",
+    )  # fmt: skip
+    assert page.status_code == as_json.status_code == 200
+    assert by_format.json() == as_json.json()
+    rows = as_json.json()["experiments"]
+    assert [row["experiment"] for row in rows] == [
+        "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
+    ]  # fmt: skip
+    flaky, b, a, v2, v1 = rows
+    assert (flaky["runs"], flaky["num_executions"], flaky["failed"]) == (FLAKY_RUNS, 8, 2)
+    assert flaky["calls"] == 0 and flaky["metrics"] == {}
+    assert v1["models"] == ["promptlog/offline"] and v1["calls"] == 2 * DEMO_RUNS
+    usage = promptlog.open().calls(viewer_log["v1"].id)
+    assert v1["input_tokens"] == usage["input_tokens"].sum()
+    assert v1["cost"] == pytest.approx(usage["cost"].sum())
+    score = a["metrics"]["score"]
+    assert (score["n"], score["mean"]) == (10, 5.5)
+    assert (score["ci_low"], score["ci_high"]) == pytest.approx((3.3341, 7.6659), abs=1e-4)
+    passed = b["metrics"]["passed"]
+    assert passed["kind"] == "bool" and passed["mean"] == 0.8
+    assert (passed["ci_low"], passed["ci_high"]) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    summary = promptlog.open().summary(viewer_log["v2"].id)
+    for name, found in v2["metrics"].items():
+        assert found["mean"] == pytest.approx(summary.loc[name, "mean"])
+        assert found["ci_high"] == pytest.approx(summary.loc[name, "ci_high"])
+    assert [row["experiment"] for row in filtered.json()["experiments"]] == [
+        "demo-job-names-v2", "demo-job-names-v1",
+    ]  # fmt: skip
+    html = page.text
+    assert html.count('class="pl-experiment-link"') == 5
+    assert f'href="/-/promptlog/experiments/{viewer_log["a"].id}"' in html
+    assert html.count("<svg") >= 7  # an interval bar per metric per experiment
+    assert f'<time datetime="{flaky["created_at"]}"' in html
+    assert 'href="/-/promptlog.json"' in html and 'href="/message_log/experiments"' in html
+    assert "5.5" in html and "80.0%" in html
+
+
+def test_the_experiment_page_shows_runs_metrics_errors_prompts_and_environment(
+    viewer_log, db_path
+):
+    v1, flaky = viewer_log["v1"].id, viewer_log["flaky"].id
+    page, as_json, failing, by_name, missing = get(
+        db_path, f"/-/promptlog/experiments/{v1}", f"/-/promptlog/experiments/{v1}.json",
+        f"/-/promptlog/experiments/{flaky}", "/-/promptlog/experiments/exp-a.json",
+        "/-/promptlog/experiments/nope",
+    )  # fmt: skip
+    assert page.status_code == 200 and missing.status_code == 404
+    data = as_json.json()
+    assert data["experiment"]["experiment"] == "demo-job-names-v1"
+    assert data["experiment"]["environment"]["python"]
+    runs = promptlog.open().runs(v1)
+    assert [r["run_id"] for r in data["runs"]] == runs["run_id"].tolist()
+    assert [r["metrics"]["short_name"] for r in data["runs"]] == runs["short_name"].tolist()
+    assert set(data["metrics"]) == {"name_length", "pitch_words", "short_name"}
+    assert data["metrics"]["name_length"]["values"] == runs["name_length"].tolist()
+    assert {(v["short_name"], v["version"]) for v in data["prompt_versions"]} == {
+        ("namer_system", 1), ("namer_user", 1),
+    }  # fmt: skip
+    assert {bot["name"] for bot in data["bots"]} == {"namer", "pitcher"}
+    html = page.text
+    assert html.count('class="pl-plot pl-histogram"') == 3
+    assert "✓" in html and "✗" in html  # short_name, a bool, per run
+    assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v1"' in html
+    assert f'href="/message_log/runs/{data["runs"][0]["run_id"]}"' in html
+    assert "Python" in html and "Git commit" in html
+    assert [r["metrics"]["score"] for r in by_name.json()["runs"]] == SCORES_A
+    text = failing.text
+    assert text.count('<details class="pl-traceback">') == 2
+    assert "<strong>ValueError</strong>: no name for execution 3</span>" in text
+    assert "Traceback (most recent call last)" in text
