@@ -460,3 +460,32 @@ def test_the_experiment_page_shows_runs_metrics_errors_prompts_and_environment(
     assert text.count('<details class="pl-traceback">') == 2
     assert "<strong>ValueError</strong>: no name for execution 3</span>" in text
     assert "Traceback (most recent call last)" in text
+
+
+def test_the_compare_page_gives_the_numbers_of_promptlog_compare_and_the_prompt_diff(
+    viewer_log, db_path
+):
+    a, b = viewer_log["a"].id, viewer_log["b"].id
+    page, as_json, prompts, empty = get(
+        db_path, f"/-/promptlog/compare?a={a}&b={b}", f"/-/promptlog/compare.json?a={a}&b={b}",
+        "/-/promptlog/compare?a=demo-job-names-v1&b=demo-job-names-v2", "/-/promptlog/compare",
+    )  # fmt: skip
+    assert page.status_code == prompts.status_code == empty.status_code == 200
+    data = as_json.json()["comparison"]
+    expected = promptlog.compare(a, b).to_dict()
+    assert data["metrics"] == expected["metrics"] and data["pairing"] == "execution_index"
+    score, passed = data["metrics"][1], data["metrics"][0]
+    assert (score["metric"], score["difference"]) == ("score", 1.5)
+    assert (passed["a_only"], passed["b_only"], passed["p_value"]) == (0, 3, 0.25)
+    html = page.text
+    assert "+1.5 [" in html and "0.250" in html and "+30.0 [" in html
+    assert html.count('class="pl-plot pl-difference"') == 2
+    assert f'href="/-/promptlog/experiments/{a}"' in html
+    # The prompt that changed between the demo's two experiments, side by side.
+    text = prompts.text
+    assert '<table class="diff"' in text
+    assert 'class="diff_add"' in text and "short, catchy" in text
+    assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v2"' in text
+    # With nothing chosen: the two pickers, every experiment in each.
+    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 6
+    assert as_json.json()["a"] == a
