@@ -489,3 +489,57 @@ def test_the_compare_page_gives_the_numbers_of_promptlog_compare_and_the_prompt_
     # With nothing chosen: the two pickers, every experiment in each.
     assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 6
     assert as_json.json()["a"] == a
+
+
+def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer_log, db_path):
+    page, as_json, short, prompts, missing = get(
+        db_path, "/-/promptlog/prompts/promptlog.demo.namer_user",
+        "/-/promptlog/prompts/promptlog.demo.namer_user.json",
+        "/-/promptlog/prompts/namer_user.json", "/-/promptlog/prompts.json",
+        "/-/promptlog/prompts/nope",
+    )  # fmt: skip
+    assert page.status_code == 200 and missing.status_code == 404
+    data = as_json.json()
+    assert short.json() == data
+    assert data["prompt"] == "promptlog.demo.namer_user"
+    v2, v1 = data["versions"]  # newest first
+    assert (v2["version"], v1["version"]) == (2, 1) and v1["diff"] is None
+    assert "+Give me a short, catchy name" in v2["diff"]
+    assert [e["experiment"] for e in v2["experiments"]] == ["demo-job-names-v2"]
+    summary = promptlog.open().summary(viewer_log["v2"].id)
+    shown = v2["experiments"][0]["metrics"]
+    assert set(shown) == set(summary.index)
+    for name, found in shown.items():
+        assert found["mean"] == pytest.approx(summary.loc[name, "mean"])
+        assert found["ci_low"] == pytest.approx(summary.loc[name, "ci_low"])
+    html = page.text
+    assert 'id="v2"' in html and 'id="v1"' in html
+    assert html.index('id="v2"') < html.index('id="v1"')
+    assert '<table class="diff"' in html and "short, catchy" in html
+    assert html.count('class="pl-plot pl-interval"') == 6  # 3 metrics x 2 versions
+    assert f'href="/-/promptlog/experiments/{viewer_log["v1"].id}"' in html
+    names = {p["short_name"]: p["versions"] for p in prompts.json()["prompts"]}
+    assert names == {"namer_system": 1, "namer_user": 2}
+
+
+def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path):
+    paths = {
+        "/-/promptlog": "/message_log/experiments",
+        f"/-/promptlog/experiments/{viewer_log['a'].id}": "/message_log/runs",
+        "/-/promptlog/compare?a=exp-a&b=exp-b": "/message_log/experiment_metrics",
+        "/-/promptlog/prompts": "/message_log/prompt_versions",
+        "/-/promptlog/prompts/promptlog.demo.namer_user": "/message_log/prompt_versions",
+    }
+    pages = get(db_path, *paths)
+    for (path, table), page in zip(paths.items(), pages, strict=True):
+        assert page.status_code == 200, path
+        json_link = re.search(r'<a href="([^"]+)" class="pl-json-link">', page.text)
+        assert json_link, path
+        assert f'<a href="{table}" class="pl-table-link">' in page.text, path
+        assert 'href="/-/promptlog/static/promptlog.css"' in page.text
+        (as_json,) = get(db_path, json_link.group(1).replace("&amp;", "&"))
+        assert as_json.status_code == 200 and as_json.headers["content-type"].startswith(
+            "application/json"
+        ), path
+    css, js = get(db_path, "/-/promptlog/static/promptlog.css", "/-/promptlog/static/promptlog.js")
+    assert css.status_code == js.status_code == 200 and "ago" in js.text
