@@ -119,6 +119,9 @@ def test_messages_and_json_columns_render_compact_and_open_to_the_whole(logged, 
         r'prompt version id \d+">namer_user v2</a>',
         versions.text,
     )
+    # Experiment ids as their names, linked to the experiment's page.
+    assert re.search(r'<a href="/-/promptlog/experiments/\w+" class="pl-experiment-link">'
+                     r'names-v1</a>', runs.text)
     # Durations rounded, the exact value in the title.
     assert re.search(r'<span title="[0-9.e-]+">(<1 ms|\d+ ms|[0-9.]+ s)</span>', runs.text)
 
@@ -543,3 +546,10 @@ def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path
         ), path
     css, js = get(db_path, "/-/promptlog/static/promptlog.css", "/-/promptlog/static/promptlog.js")
     assert css.status_code == js.status_code == 200 and "ago" in js.text
+
+
+def test_the_runs_table_folds_tracebacks_and_shows_times_for_the_browser(viewer_log, db_path):
+    (runs,) = get(db_path, f"/message_log/runs?experiment_id={viewer_log['flaky'].id}")
+    assert runs.text.count('<details class="pl-cell promptlog-text"><summary>ValueError: ') == 2
+    assert re.search(r'<time datetime="20[0-9T:.-]+Z" title="[^"]+">20[0-9-]+ [0-9:]+ UTC</time>',
+                     runs.text)

@@ -12,7 +12,7 @@ import promptlog
 from promptlog import Experiment, current_run, demo
 from promptlog.offline import MODEL_NAME
 
-DEMO_RUNS = 6
+DEMO_RUNS = 10
 FLAKY_RUNS = 8
 
 

@@ -29,6 +29,10 @@ JSON_COLUMNS = frozenset(
 )  # fmt: skip
 # Columns holding a prompt version id, shown as ``namer_user v2``.
 VERSION_COLUMNS = frozenset({"prompt_version_id", "previous_version_id"})
+# Long text shown as one line that opens to the whole.
+TEXT_COLUMNS = frozenset({"traceback", "template", "response_text", "error", "error_message"})
+# Timestamps: "3 min ago" in the browser, the exact UTC time in the title.
+TIME_COLUMNS = frozenset({"created_at", "finished_at", "started_at", "ended_at"})
 # Seconds and dollars that SQLite hands over with fifteen digits.
 ROUNDED_COLUMNS = frozenset({"duration_s", "latency_s", "cost", "mean", "min", "max"})
 _SUMMARY_CHARACTERS = 100
@@ -82,6 +86,38 @@ def render_json(data: Any) -> Markup:
     return _folded(json.dumps(data, ensure_ascii=False), body, "promptlog-json-cell")
 
 
+def render_text(text: str, *, last_line: bool = False) -> Markup | None:
+    """Text of several lines, or a long one, folded to its first line (a
+    traceback to its exception); short text as it is."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if len(lines) <= 1 and len(text) <= _SUMMARY_CHARACTERS:
+        return None
+    summary = lines[0] if lines else ""
+    if last_line and lines:
+        # The exception: the first line after the traceback's last indented one.
+        indented = [at for at, line in enumerate(lines) if line[:1].isspace()]
+        summary = lines[min(indented[-1] + 1, len(lines) - 1)] if indented else lines[-1]
+    body = Markup(f'<pre style="{_PRE}">{escape(text)}</pre>')
+    return _folded(summary, body, "promptlog-text")
+
+
+def render_experiment(value: Any, datasette: Any, database: str) -> Markup:
+    """An experiment id as its name (when datasette knows it), linked to the
+    experiment's page, with its id linked to its row."""
+    label = None
+    if isinstance(value, dict):  # a foreign key, with datasette's label
+        value, label = value.get("value"), value.get("label")
+    page = datasette.urls.path(f"{PREFIX}/experiments/{display.quoted(str(value))}")
+    row = datasette.urls.row(database, "experiments", str(value))
+    if label and label != value:
+        return Markup(
+            f'<a href="{escape(page)}" class="pl-experiment-link">{escape(label)}</a> '
+            f'<a href="{escape(row)}" class="pl-muted" style="font-size: 0.8em">'
+            f"{escape(str(value))}</a>"
+        )
+    return Markup(f'<a href="{escape(page)}" class="pl-experiment-link">{escape(str(value))}</a>')
+
+
 def render_version(value: Any, labels: dict[int, tuple[str, int]], datasette: Any) -> Markup | None:
     named = labels.get(value) if isinstance(value, int) else None
     if named is None:
@@ -129,6 +165,12 @@ def render_cell(value: Any, column: str, database: str, datasette: Any) -> Marku
         else:
             shown = display.number(value)
         return Markup(f'<span title="{value!r}">{escape(shown)}</span>')
+    if column == "experiment_id" and value:
+        return render_experiment(value, datasette, database)
+    if column in TIME_COLUMNS and isinstance(value, str) and value[:1].isdigit():
+        return display.when(value)
+    if column in TEXT_COLUMNS and isinstance(value, str):
+        return render_text(value, last_line=column == "traceback")
     if column in VERSION_COLUMNS:
         if isinstance(value, dict):  # a foreign key, with datasette's label
             value = value.get("value")
