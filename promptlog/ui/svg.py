@@ -170,12 +170,12 @@ def shared_scale(*intervals: tuple[float | None, ...], kind: str = "float") -> t
     else the span of every mean and interval end, widened a little."""
     if kind == "bool":
         return 0.0, 1.0
-    found = [v for interval in intervals for v in interval if _finite(v)]
+    found = [float(v) for interval in intervals for v in interval if v is not None and _finite(v)]
     if not found:
         return 0.0, 1.0
-    lo, hi = min(found), max(found)  # type: ignore[type-var]
+    lo, hi = min(found), max(found)
     pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
-    return float(lo) - pad, float(hi) + pad
+    return lo - pad, hi + pad
 
 
 def metric_scales(
