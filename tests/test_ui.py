@@ -553,3 +553,18 @@ def test_the_runs_table_folds_tracebacks_and_shows_times_for_the_browser(viewer_
     assert runs.text.count('<details class="pl-cell promptlog-text"><summary>ValueError: ') == 2
     assert re.search(r'<time datetime="20[0-9T:.-]+Z" title="[^"]+">20[0-9-]+ [0-9:]+ UTC</time>',
                      runs.text)
+
+
+def test_the_viewer_answers_on_an_empty_log(db_path):
+    from promptlog import store
+
+    store.writer()  # a log with nothing in it
+    store.flush()
+    pages = get(
+        db_path, "/-/promptlog", "/-/promptlog.json", "/-/promptlog/compare",
+        "/-/promptlog/prompts", "/-/promptlog/experiments/nope.json",
+    )  # fmt: skip
+    assert [page.status_code for page in pages] == [200, 200, 200, 200, 404]
+    assert "No experiment yet" in pages[0].text
+    assert pages[1].json()["experiments"] == []
+    assert "No experiment named or with id 'nope'" in pages[4].json()["error"]
