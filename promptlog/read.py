@@ -65,6 +65,16 @@ def _metric_value(run_id: str, name: str) -> str:
     return f"(SELECT value FROM metrics WHERE run_id = {run_id} AND name = {_sql_literal(name)})"
 
 
+def _like_escaped(text: str) -> str:
+    """``text`` matched literally by ``LIKE ? ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def make_query_only(conn: sqlite3.Connection) -> None:
+    """Make a connection that someone else opened on the log refuse every write."""
+    conn.execute("PRAGMA query_only = 1")
+
+
 def short_name(name: str) -> str:
     """The last part of a prompt's ``module.qualname``: ``namer_user``."""
     return name.rsplit(".", 1)[-1]
@@ -254,7 +264,7 @@ class Log:
             for row in self.conn.execute(
                 "SELECT DISTINCT name FROM prompt_versions WHERE name = ? OR name LIKE ? "
                 "ESCAPE '\\' ORDER BY name",
-                [name, "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")],
+                [name, "%." + _like_escaped(name)],
             )
         ]
         if name in names:
@@ -437,21 +447,28 @@ class Log:
     def summary_records(self, experiment: str) -> Records:
         """:meth:`summary` without pandas."""
         (experiment_id,) = self.experiment_ids(experiment)
-        values: dict[str, list[float]] = {}
-        kinds: dict[str, set[str]] = {}
-        for name, value, kind in self.conn.execute(
-            "SELECT m.name, m.value, m.kind FROM metrics m JOIN runs r ON r.id = m.run_id "
-            "WHERE r.experiment_id = ? ORDER BY m.name",
-            [experiment_id],
-        ):
-            values.setdefault(name, []).append(value)
-            kinds.setdefault(name, set()).add(kind)
+        summaries = self.metric_summaries([experiment_id])[experiment_id]
         columns = ["metric", "kind", "n", "mean", "std", "stderr", "ci_low", "ci_high"]
-        rows = []
-        for name, found in values.items():
-            kind = widest_kind(kinds[name])
-            rows.append((name, kind, *_summarise(found, kind).values()))
+        rows = [
+            (name, found["kind"], *(found[c] for c in columns[2:]))
+            for name, found in summaries.items()
+        ]
         return Records(columns, rows, {"n": "int"}, index="metric")
+
+    def metric_summaries(
+        self, experiment_ids: Iterable[str]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """Experiment id -> metric -> kind, n, mean, std, stderr, 95% interval
+        (Wilson's for a bool metric, whose mean is its pass rate) and the values
+        themselves, in execution order; metrics sorted by name."""
+        ids = list(experiment_ids)
+        rows = self.conn.execute(
+            f"SELECT r.experiment_id, m.name, m.value, m.kind FROM metrics m "
+            f"JOIN runs r ON r.id = m.run_id WHERE r.experiment_id IN ({_sql_list(ids)}) "
+            f"ORDER BY r.experiment_id, m.name, r.execution_index"
+        ).fetchall()
+        found = _summaries(rows)
+        return {id_: found.get(id_, {}) for id_ in ids}
 
     # calls -------------------------------------------------------------------------
 
@@ -707,6 +724,101 @@ class Log:
             found.setdefault(key, []).append(value)
         return found
 
+    # what the viewer reads ---------------------------------------------------------
+
+    def latest_experiment_ids(self, *, name_contains: str = "", limit: int = 100) -> list[str]:
+        """Ids of the latest experiments, newest first, whose name contains
+        ``name_contains`` (any case)."""
+        pattern = "%" + _like_escaped(name_contains) + "%"
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM experiments WHERE name LIKE ? ESCAPE '\\' "
+                "ORDER BY created_at DESC, id DESC LIMIT ?",
+                [pattern, limit],
+            )
+        ]
+
+    def experiment_usage(self, experiment_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Experiment id -> the models its runs called, and its calls, input and
+        output tokens and cost (None where no call reported them)."""
+        ids = list(experiment_ids)
+        usage: dict[str, dict[str, Any]] = {
+            id_: {"models": [], "calls": 0, "input_tokens": None, "output_tokens": None,
+                  "cost": None}
+            for id_ in ids
+        }  # fmt: skip
+        for experiment_id, models, calls, input_tokens, output_tokens, cost in self.conn.execute(
+            f"SELECT r.experiment_id, json_group_array(DISTINCT c.model), COUNT(*), "
+            f"SUM(c.input_tokens), SUM(c.output_tokens), SUM(c.cost) FROM calls c "
+            f"JOIN runs r ON r.id = c.run_id WHERE r.experiment_id IN ({_sql_list(ids)}) "
+            f"GROUP BY r.experiment_id"
+        ):
+            usage[experiment_id] = {
+                "models": sorted(json.loads(models)), "calls": calls,
+                "input_tokens": input_tokens, "output_tokens": output_tokens, "cost": cost,
+            }  # fmt: skip
+        return usage
+
+    def experiment_details(self, experiment_id: str) -> dict[str, Any]:
+        """Everything the ``experiments`` row of one experiment holds, its metadata
+        and environment decoded."""
+        row = self.conn.execute(
+            "SELECT id AS experiment_id, name AS experiment, status, num_executions, "
+            "max_workers, metadata, environment, created_at, finished_at "
+            "FROM experiments WHERE id = ?",
+            [experiment_id],
+        ).fetchone()
+        if row is None:
+            raise ExperimentError(f"No experiment with id {experiment_id!r} in {self.path}.")
+        details = dict(row)
+        for key in ("metadata", "environment"):
+            details[key] = json.loads(details[key] or "{}")
+        return details
+
+    def run_tracebacks(self, experiment_id: str) -> dict[str, str]:
+        """Run id -> traceback, for the runs of one experiment that have one."""
+        return dict(
+            self.conn.execute(
+                "SELECT id, traceback FROM runs WHERE experiment_id = ? "
+                "AND traceback IS NOT NULL ORDER BY execution_index",
+                [experiment_id],
+            ).fetchall()
+        )
+
+    def bots_used(self, experiment_id: str) -> list[dict[str, Any]]:
+        """Each distinct bot (name, class, model, settings, system prompt version)
+        that the runs of one experiment used."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT b.value FROM runs r, json_each(r.hyperparameters, '$.bots') b "
+            "WHERE r.experiment_id = ? ORDER BY b.value",
+            [experiment_id],
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def prompt_version_labels(self) -> dict[int, tuple[str, int]]:
+        """Prompt version id -> (prompt name, version number), for every version."""
+        return {
+            row[0]: (row[1], row[2])
+            for row in self.conn.execute("SELECT id, name, version FROM prompt_versions")
+        }
+
+    def prompt_metric_summaries(
+        self, prompt: str | PromptFunction
+    ) -> dict[tuple[int, str], dict[str, dict[str, Any]]]:
+        """(version number, experiment id) -> metric -> summary (as
+        :meth:`metric_summaries`) over the runs of that experiment that used that
+        version of one prompt."""
+        rows = self.conn.execute(
+            "SELECT pv.version, r.experiment_id, m.name, m.value, m.kind "
+            "FROM run_prompt_versions u JOIN prompt_versions pv ON pv.id = u.prompt_version_id "
+            "JOIN runs r ON r.id = u.run_id JOIN metrics m ON m.run_id = r.id "
+            "WHERE pv.name = ? ORDER BY pv.version, r.experiment_id, m.name, r.execution_index",
+            [self.prompt_name(prompt)],
+        ).fetchall()
+        return _summaries(((version, id_), name, value, kind)
+                          for version, id_, name, value, kind in rows)  # fmt: skip
+
     # plots ---------------------------------------------------------------------------
 
     def metric_values(
@@ -791,10 +903,7 @@ class _Hyperparameters:
 
     def _version(self, version_id: Any) -> tuple[str, int] | None:
         if self._versions is None:
-            self._versions = {
-                row[0]: (row[1], row[2])
-                for row in self._log.conn.execute("SELECT id, name, version FROM prompt_versions")
-            }
+            self._versions = self._log.prompt_version_labels()
         return self._versions.get(version_id)
 
     def flatten(self, text: str | None) -> dict[tuple[str, str], Any]:
@@ -863,9 +972,25 @@ def _summarise(values: list[float], kind: str) -> dict[str, float]:
     return result
 
 
-def make_query_only(conn: Any) -> None:
-    """Refuse every write on ``conn``, a connection someone else opened (the viewer's)."""
-    conn.execute("PRAGMA query_only = 1")
+def _summaries(
+    rows: Iterable[tuple[Any, str, float, str]],
+) -> dict[Any, dict[str, dict[str, Any]]]:
+    """(group, metric, value, kind) rows -> group -> metric -> kind, n, mean, std,
+    stderr, 95% interval and values; a metric logged with several kinds takes
+    the widest."""
+    values: dict[Any, dict[str, list[float]]] = {}
+    kinds: dict[str, set[str]] = {}
+    for group, name, value, kind in rows:
+        values.setdefault(group, {}).setdefault(name, []).append(value)
+        kinds.setdefault(name, set()).add(kind)
+    result: dict[Any, dict[str, dict[str, Any]]] = {}
+    for group, metrics in values.items():
+        result[group] = {}
+        for name in sorted(metrics):
+            kind = widest_kind(kinds[name])
+            found = metrics[name]
+            result[group][name] = {"kind": kind, **_summarise(found, kind), "values": found}
+    return result
 
 
 def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001

@@ -1,5 +1,12 @@
 """`promptlog ui` in a real headless browser: Debian's chromium, driven by Playwright,
-loads the leaderboard and reads the rendered table.
+loads the leaderboard and every page of the viewer, on a log built on the offline
+model: no console error, no horizontal scroll at 1280 px, plots drawn, links that
+go where they say, and the tables' folded cells and descriptions.
+
+Each page's screenshot goes to a temporary folder; to refresh the ones in
+docs/images/ (README.md and docs/ui.md show them):
+
+    PROMPTLOG_SCREENSHOTS=1 python -m pytest tests/test_browser.py
 
 Skipped when /usr/bin/chromium is missing, except under CI (CI set), where a
 missing browser is a failure: `.ci/run` installs it (apt-get install chromium).
@@ -7,12 +14,15 @@ missing browser is a failure: `.ci/run` installs it (apt-get install chromium).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_read import build_prompt_log
@@ -54,21 +64,36 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def test_the_leaderboard_renders_in_a_headless_browser(chromium, db_path, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    build_prompt_log(runs=3)
-    promptlog.open().status()  # everything written
+def _serve(db_path: Path, log_file: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = _free_port()
-    log = (tmp_path / "ui.log").open("wb")
+    log = log_file.open("wb")
     server = subprocess.Popen(
         [sys.executable, "-c", "from promptlog.cli import main; main()", "ui", "--port", str(port)],
         env={**os.environ, "PROMPTLOG_DB": str(db_path)},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    log.close()
+    _wait_for_port(port, server)
+    return server, port
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
     try:
-        _wait_for_port(port, server)
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def test_the_leaderboard_renders_in_a_headless_browser(chromium, db_path, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    build_prompt_log(runs=3)
+    promptlog.open().status()  # everything written
+    server, port = _serve(db_path, tmp_path / "ui.log")
+    try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
@@ -95,10 +120,199 @@ def test_the_leaderboard_renders_in_a_headless_browser(chromium, db_path, tmp_pa
             finally:
                 browser.close()
     finally:
-        server.terminate()
+        _stop(server)
+
+
+# --- the viewer -------------------------------------------------------------------
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "images"
+WIDTH = 1280
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`promptlog ui` serving the viewer's test log (tests/ui_support.py), built in a
+    process of its own: {"url": ..., "ids": label -> experiment id}."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must apt-get install chromium.")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    folder = tmp_path_factory.mktemp("viewer")
+    db_path = folder / "message_log.db"
+    tests = Path(__file__).resolve().parent
+    built = subprocess.run(
+        [sys.executable, "-c",
+         "import json, ui_support; print(json.dumps({k: e.id for k, e in "
+         "ui_support.build_ui_log().items()}))"],
+        env={**os.environ, "PROMPTLOG_DB": str(db_path),
+             "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])},
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    ids = json.loads(built.stdout.strip().splitlines()[-1])
+    server, port = _serve(db_path, folder / "ui.log")
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "ids": ids}
+    finally:
+        _stop(server)
+
+
+@pytest.fixture(scope="module")
+def browser(viewer: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+            yield launched
+        finally:
+            launched.close()
+
+
+class Visit:
+    """A page of the viewer open at 1280 px wide, recording console errors."""
+
+    def __init__(self, browser: Any, viewer: dict[str, Any], path: str):
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": WIDTH, "height": 900})
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else 0)
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(viewer["url"] + path, timeout=30_000)
+        self.page.wait_for_load_state("load")
+
+    def check(self, screenshot: str, tmp_path: Path, *, full_page: bool = True) -> None:
+        """No console error, no horizontal scroll; save the screenshot (of the
+        whole page, or of its first screen)."""
+        assert self.errors == []
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= WIDTH, f"{width} px wide: the page scrolls sideways"
+        folder = SCREENSHOTS if os.environ.get("PROMPTLOG_SCREENSHOTS") else tmp_path
+        folder.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(folder / screenshot), full_page=full_page)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, viewer: dict[str, Any]) -> Iterator[Callable[[str], Visit]]:
+    opened: list[Visit] = []
+
+    def open_page(path: str) -> Visit:
+        opened.append(Visit(browser, viewer, path))
+        return opened[-1]
+
+    yield open_page
+    for page in opened:
+        page.close()
+
+
+def _relative_times(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator("time").all_inner_texts()]
+
+
+def test_the_experiments_page_in_a_browser(visit, viewer, tmp_path):
+    seen = visit("/-/promptlog")
+    page = seen.page
+    assert page.locator("h1").inner_text() == "Experiments"
+    names = page.locator("table.pl-experiments a.pl-experiment-link").all_inner_texts()
+    assert names == ["flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1"]
+    assert page.locator("svg.pl-interval").count() == 3 * 2 + 2 * 2
+    times = _relative_times(page)
+    assert times and all(t == "just now" or t.endswith("ago") for t in times)
+    seen.check("experiments.png", tmp_path)
+    # Pick two, compare them: the older is A.
+    page.locator("input.pl-pick").nth(1).check()
+    page.locator("input.pl-pick").nth(2).check()
+    page.locator("#pl-compare-button").click()
+    page.wait_for_url("**/-/promptlog/compare?**")
+    assert page.locator("h1").inner_text() == "exp-a vs exp-b"
+    # An experiment's name goes to its page.
+    page.go_back()
+    page.locator("a.pl-experiment-link", has_text="demo-job-names-v1").click()
+    page.wait_for_url(f"**/experiments/{viewer['ids']['v1']}")
+    assert "demo-job-names-v1" in page.locator("h1").inner_text()
+
+
+def test_the_experiment_page_in_a_browser(visit, viewer, tmp_path):
+    seen = visit(f"/-/promptlog/experiments/{viewer['ids']['v1']}")
+    page = seen.page
+    assert page.locator("svg.pl-histogram").count() == 3
+    headers = page.locator("table.pl-runs thead th").all_inner_texts()
+    assert [h.strip() for h in headers][4:7] == ["name_length", "pitch_words", "short_name"]
+    marks = page.locator("table.pl-runs .pl-pass, table.pl-runs .pl-fail").all_inner_texts()
+    assert len(marks) == 10 and set(marks) <= {"✓", "✗"}
+    seen.check("experiment.png", tmp_path)
+    page.locator("a.pl-version-link", has_text="namer_user v1").first.click()
+    page.wait_for_url("**/-/promptlog/prompts/promptlog.demo.namer_user#v1")
+    assert page.locator("h1").inner_text() == "namer_user"
+    page.go_back()
+    run = page.locator("a.pl-run-link").first
+    run_id = run.get_attribute("title")
+    run.click()
+    page.wait_for_url(f"**/runs/{run_id}")
+
+
+def test_a_failed_run_shows_its_traceback_on_a_click(visit, viewer, tmp_path):
+    seen = visit(f"/-/promptlog/experiments/{viewer['ids']['flaky']}")
+    page = seen.page
+    errors = page.locator("details.pl-traceback")
+    assert errors.count() == 2
+    first = errors.first
+    assert first.locator("summary").inner_text() == "ValueError: no name for execution 3"
+    assert not first.locator("pre").is_visible()
+    first.locator("summary").click()
+    assert "Traceback (most recent call last)" in first.locator("pre").inner_text()
+    seen.check("experiment-failures.png", tmp_path)
+
+
+def test_the_compare_page_in_a_browser(visit, viewer, tmp_path):
+    seen = visit("/-/promptlog/compare?a=demo-job-names-v1&b=demo-job-names-v2")
+    page = seen.page
+    assert page.locator("svg.pl-difference").count() == 3
+    assert page.locator("table.pl-compare tbody tr").count() == 3
+    diff = page.locator("table.diff")
+    assert diff.count() == 1 and "short, catchy" in diff.locator(".diff_add").inner_text()
+    seen.check("compare.png", tmp_path)
+    page.locator("a.pl-version-link", has_text="namer_user v2").click()
+    page.wait_for_url("**/prompts/promptlog.demo.namer_user#v2")
+
+
+def test_the_prompt_page_in_a_browser(visit, viewer, tmp_path):
+    seen = visit("/-/promptlog/prompts/promptlog.demo.namer_user")
+    page = seen.page
+    assert page.locator("section.pl-version").count() == 2
+    assert page.locator("section#v2 table.diff").count() == 1
+    assert page.locator("svg.pl-interval").count() == 6
+    seen.check("prompt.png", tmp_path)
+    page.locator("section#v1 a.pl-experiment-link").click()
+    page.wait_for_url(f"**/experiments/{viewer['ids']['v1']}")
+    prompts = visit("/-/promptlog/prompts")
+    prompts.check("prompts.png", tmp_path)
+    prompts.page.locator("a.pl-prompt-link", has_text="namer_user").click()
+    prompts.page.wait_for_url("**/prompts/promptlog.demo.namer_user")
+
+
+def test_the_datasette_tables_fold_descriptions_json_and_sql(visit, viewer, tmp_path):
+    seen = visit("/message_log/runs")
+    page = seen.page
+    seen.check("table-runs.png", tmp_path, full_page=False)
+    descriptions = page.locator("details.pl-fold dl.column-descriptions")
+    assert descriptions.count() == 1 and not descriptions.is_visible()
+    page.locator("details.pl-fold > summary").first.click()
+    assert descriptions.is_visible()
+    cell = page.locator("td.col-hyperparameters details.pl-cell").first
+    assert cell.locator("summary").inner_text().startswith('{"bots"')
+    box = page.locator("tbody tr").first.bounding_box()
+    assert box is not None and box["height"] < 60  # one line a row, not 400 px
+    query = visit("/message_log/leaderboard")
+    sql = query.page.locator("details.pl-fold pre#sql-query")
+    assert sql.count() == 1 and not sql.is_visible()
+    assert query.errors == []
+    versions = visit("/message_log/call_prompt_versions")
+    labels = versions.page.locator("td.col-prompt_version_id a").all_inner_texts()
+    assert set(labels) == {"namer_system v1", "namer_user v1", "namer_user v2"}
+    versions.page.locator("td.col-prompt_version_id a", has_text="namer_user v2").first.click()
+    versions.page.wait_for_url("**/prompts/promptlog.demo.namer_user#v2")

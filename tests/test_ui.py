@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_read import build_prompt_log
+from test_read import SCORES_A, build_prompt_log
 
 pytest.importorskip("datasette")
 
@@ -97,16 +97,33 @@ def test_default_sorts_put_the_newest_first(logged, db_path):
     assert [row["name"] for row in experiments.json()["rows"]] == ["names-v2", "names-v1"]
 
 
-def test_messages_and_json_columns_render_readably(logged, db_path):
-    calls, runs = get(db_path, "/message_log/calls", "/message_log/runs")
-    assert '<div class="promptlog-message"><strong>system (prompt version 1)</strong>' in (
+def test_messages_and_json_columns_render_compact_and_open_to_the_whole(logged, db_path):
+    calls, runs, versions = get(
+        db_path, "/message_log/calls", "/message_log/runs", "/message_log/call_prompt_versions"
+    )
+    # A call's messages: one line, opening to each message under its role and version.
+    assert '<details class="pl-cell promptlog-messages"><summary>system: You name jobs.' in (
         calls.text
     )
-    assert "You name jobs." in calls.text
-    assert '<pre class="promptlog-json"' in runs.text
-    assert "&#34;model&#34;: &#34;gpt-4o-mini&#34;" in runs.text or (
-        "&quot;model&quot;: &quot;gpt-4o-mini&quot;" in runs.text
+    assert '<div class="promptlog-message"><strong>system (namer_system v1)</strong>' in (
+        calls.text
     )
+    assert "prompt version 1" not in calls.text
+    # Other JSON: one line, opening to the indented form.
+    assert '<details class="pl-cell promptlog-json-cell"><summary>{&#34;bots&#34;' in runs.text
+    assert '<pre class="promptlog-json"' in runs.text
+    assert "&#34;model&#34;: &#34;gpt-4o-mini&#34;" in runs.text
+    # Prompt version ids as name vN, linked to the prompt's page.
+    assert re.search(
+        r'<a href="/-/promptlog/prompts/[\w.]+\.namer_user#v2" title="[\w.]+\.namer_user, '
+        r'prompt version id \d+">namer_user v2</a>',
+        versions.text,
+    )
+    # Experiment ids as their names, linked to the experiment's page.
+    assert re.search(r'<a href="/-/promptlog/experiments/\w+" class="pl-experiment-link">'
+                     r'names-v1</a>', runs.text)
+    # Durations rounded, the exact value in the title.
+    assert re.search(r'<span title="[0-9.e-]+">(<1 ms|\d+ ms|[0-9.]+ s)</span>', runs.text)
 
 
 def test_every_canned_query_answers(logged, db_path):
@@ -357,3 +374,197 @@ def test_every_module_the_ui_imports_is_declared_in_the_ui_and_test_extras():
     for extra in ("ui", "test"):
         missing = needed - core - names(extras[extra]) - {"markupsafe"}
         assert not missing, f"imported by promptlog/ui but not in the {extra} extra: {missing}"
+
+
+# --- the viewer: /-/promptlog -------------------------------------------------------
+
+
+@pytest.fixture
+def viewer_log(db_path) -> dict[str, Any]:
+    from ui_support import build_ui_log
+
+    return build_ui_log()
+
+
+def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
+    viewer_log, db_path
+):
+    from ui_support import DEMO_RUNS, FLAKY_RUNS
+
+    page, as_json, by_format, filtered = get(
+        db_path, "/-/promptlog", "/-/promptlog.json", "/-/promptlog?_format=json",
+        "/-/promptlog.json?name=DEMO",
+    )  # fmt: skip
+    assert page.status_code == as_json.status_code == 200
+    assert by_format.json() == as_json.json()
+    rows = as_json.json()["experiments"]
+    assert [row["experiment"] for row in rows] == [
+        "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
+    ]  # fmt: skip
+    flaky, b, a, v2, v1 = rows
+    assert (flaky["runs"], flaky["num_executions"], flaky["failed"]) == (FLAKY_RUNS, 8, 2)
+    assert flaky["calls"] == 0 and flaky["metrics"] == {}
+    assert v1["models"] == ["promptlog/offline"] and v1["calls"] == 2 * DEMO_RUNS
+    usage = promptlog.open().calls(viewer_log["v1"].id)
+    assert v1["input_tokens"] == usage["input_tokens"].sum()
+    assert v1["cost"] == pytest.approx(usage["cost"].sum())
+    score = a["metrics"]["score"]
+    assert (score["n"], score["mean"]) == (10, 5.5)
+    assert (score["ci_low"], score["ci_high"]) == pytest.approx((3.3341, 7.6659), abs=1e-4)
+    passed = b["metrics"]["passed"]
+    assert passed["kind"] == "bool" and passed["mean"] == 0.8
+    assert (passed["ci_low"], passed["ci_high"]) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    summary = promptlog.open().summary(viewer_log["v2"].id)
+    for name, found in v2["metrics"].items():
+        assert found["mean"] == pytest.approx(summary.loc[name, "mean"])
+        assert found["ci_high"] == pytest.approx(summary.loc[name, "ci_high"])
+    assert [row["experiment"] for row in filtered.json()["experiments"]] == [
+        "demo-job-names-v2", "demo-job-names-v1",
+    ]  # fmt: skip
+    html = page.text
+    assert html.count('class="pl-experiment-link"') == 5
+    assert f'href="/-/promptlog/experiments/{viewer_log["a"].id}"' in html
+    assert html.count("<svg") >= 7  # an interval bar per metric per experiment
+    assert f'<time datetime="{flaky["created_at"]}"' in html
+    assert 'href="/-/promptlog.json"' in html and 'href="/message_log/experiments"' in html
+    assert "5.5" in html and "80.0%" in html
+
+
+def test_the_experiment_page_shows_runs_metrics_errors_prompts_and_environment(
+    viewer_log, db_path
+):
+    v1, flaky = viewer_log["v1"].id, viewer_log["flaky"].id
+    page, as_json, failing, by_name, missing = get(
+        db_path, f"/-/promptlog/experiments/{v1}", f"/-/promptlog/experiments/{v1}.json",
+        f"/-/promptlog/experiments/{flaky}", "/-/promptlog/experiments/exp-a.json",
+        "/-/promptlog/experiments/nope",
+    )  # fmt: skip
+    assert page.status_code == 200 and missing.status_code == 404
+    data = as_json.json()
+    assert data["experiment"]["experiment"] == "demo-job-names-v1"
+    assert data["experiment"]["environment"]["python"]
+    runs = promptlog.open().runs(v1)
+    assert [r["run_id"] for r in data["runs"]] == runs["run_id"].tolist()
+    assert [r["metrics"]["short_name"] for r in data["runs"]] == runs["short_name"].tolist()
+    assert set(data["metrics"]) == {"name_length", "pitch_words", "short_name"}
+    assert data["metrics"]["name_length"]["values"] == runs["name_length"].tolist()
+    assert {(v["short_name"], v["version"]) for v in data["prompt_versions"]} == {
+        ("namer_system", 1), ("namer_user", 1),
+    }  # fmt: skip
+    assert {bot["name"] for bot in data["bots"]} == {"namer", "pitcher"}
+    html = page.text
+    assert html.count('class="pl-plot pl-histogram"') == 3
+    assert "✓" in html and "✗" in html  # short_name, a bool, per run
+    assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v1"' in html
+    assert f'href="/message_log/runs/{data["runs"][0]["run_id"]}"' in html
+    assert "Python" in html and "Git commit" in html
+    assert [r["metrics"]["score"] for r in by_name.json()["runs"]] == SCORES_A
+    text = failing.text
+    assert text.count('<details class="pl-traceback">') == 2
+    assert "<strong>ValueError</strong>: no name for execution 3</span>" in text
+    assert "Traceback (most recent call last)" in text
+
+
+def test_the_compare_page_gives_the_numbers_of_promptlog_compare_and_the_prompt_diff(
+    viewer_log, db_path
+):
+    a, b = viewer_log["a"].id, viewer_log["b"].id
+    page, as_json, prompts, empty = get(
+        db_path, f"/-/promptlog/compare?a={a}&b={b}", f"/-/promptlog/compare.json?a={a}&b={b}",
+        "/-/promptlog/compare?a=demo-job-names-v1&b=demo-job-names-v2", "/-/promptlog/compare",
+    )  # fmt: skip
+    assert page.status_code == prompts.status_code == empty.status_code == 200
+    data = as_json.json()["comparison"]
+    expected = promptlog.compare(a, b).to_dict()
+    assert data["metrics"] == expected["metrics"] and data["pairing"] == "execution_index"
+    score, passed = data["metrics"][1], data["metrics"][0]
+    assert (score["metric"], score["difference"]) == ("score", 1.5)
+    assert (passed["a_only"], passed["b_only"], passed["p_value"]) == (0, 3, 0.25)
+    html = page.text
+    assert "+1.5 [" in html and "0.250" in html and "+30.0 [" in html
+    assert html.count('class="pl-plot pl-difference"') == 2
+    assert f'href="/-/promptlog/experiments/{a}"' in html
+    # The prompt that changed between the demo's two experiments, side by side.
+    text = prompts.text
+    assert '<table class="diff"' in text
+    assert 'class="diff_add"' in text and "short, catchy" in text
+    assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v2"' in text
+    # With nothing chosen: the two pickers, every experiment in each.
+    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 6
+    assert as_json.json()["a"] == a
+
+
+def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer_log, db_path):
+    page, as_json, short, prompts, missing = get(
+        db_path, "/-/promptlog/prompts/promptlog.demo.namer_user",
+        "/-/promptlog/prompts/promptlog.demo.namer_user.json",
+        "/-/promptlog/prompts/namer_user.json", "/-/promptlog/prompts.json",
+        "/-/promptlog/prompts/nope",
+    )  # fmt: skip
+    assert page.status_code == 200 and missing.status_code == 404
+    data = as_json.json()
+    assert short.json() == data
+    assert data["prompt"] == "promptlog.demo.namer_user"
+    v2, v1 = data["versions"]  # newest first
+    assert (v2["version"], v1["version"]) == (2, 1) and v1["diff"] is None
+    assert "+Give me a short, catchy name" in v2["diff"]
+    assert [e["experiment"] for e in v2["experiments"]] == ["demo-job-names-v2"]
+    summary = promptlog.open().summary(viewer_log["v2"].id)
+    shown = v2["experiments"][0]["metrics"]
+    assert set(shown) == set(summary.index)
+    for name, found in shown.items():
+        assert found["mean"] == pytest.approx(summary.loc[name, "mean"])
+        assert found["ci_low"] == pytest.approx(summary.loc[name, "ci_low"])
+    html = page.text
+    assert 'id="v2"' in html and 'id="v1"' in html
+    assert html.index('id="v2"') < html.index('id="v1"')
+    assert '<table class="diff"' in html and "short, catchy" in html
+    assert html.count('class="pl-plot pl-interval"') == 6  # 3 metrics x 2 versions
+    assert f'href="/-/promptlog/experiments/{viewer_log["v1"].id}"' in html
+    names = {p["short_name"]: p["versions"] for p in prompts.json()["prompts"]}
+    assert names == {"namer_system": 1, "namer_user": 2}
+
+
+def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path):
+    paths = {
+        "/-/promptlog": "/message_log/experiments",
+        f"/-/promptlog/experiments/{viewer_log['a'].id}": "/message_log/runs",
+        "/-/promptlog/compare?a=exp-a&b=exp-b": "/message_log/experiment_metrics",
+        "/-/promptlog/prompts": "/message_log/prompt_versions",
+        "/-/promptlog/prompts/promptlog.demo.namer_user": "/message_log/prompt_versions",
+    }
+    pages = get(db_path, *paths)
+    for (path, table), page in zip(paths.items(), pages, strict=True):
+        assert page.status_code == 200, path
+        json_link = re.search(r'<a href="([^"]+)" class="pl-json-link">', page.text)
+        assert json_link, path
+        assert f'<a href="{table}" class="pl-table-link">' in page.text, path
+        assert 'href="/-/promptlog/static/promptlog.css"' in page.text
+        (as_json,) = get(db_path, json_link.group(1).replace("&amp;", "&"))
+        assert as_json.status_code == 200 and as_json.headers["content-type"].startswith(
+            "application/json"
+        ), path
+    css, js = get(db_path, "/-/promptlog/static/promptlog.css", "/-/promptlog/static/promptlog.js")
+    assert css.status_code == js.status_code == 200 and "ago" in js.text
+
+
+def test_the_runs_table_folds_tracebacks_and_shows_times_for_the_browser(viewer_log, db_path):
+    (runs,) = get(db_path, f"/message_log/runs?experiment_id={viewer_log['flaky'].id}")
+    assert runs.text.count('<details class="pl-cell promptlog-text"><summary>ValueError: ') == 2
+    assert re.search(r'<time datetime="20[0-9T:.-]+Z" title="[^"]+">20[0-9-]+ [0-9:]+ UTC</time>',
+                     runs.text)
+
+
+def test_the_viewer_answers_on_an_empty_log(db_path):
+    from promptlog import store
+
+    store.writer()  # a log with nothing in it
+    store.flush()
+    pages = get(
+        db_path, "/-/promptlog", "/-/promptlog.json", "/-/promptlog/compare",
+        "/-/promptlog/prompts", "/-/promptlog/experiments/nope.json",
+    )  # fmt: skip
+    assert [page.status_code for page in pages] == [200, 200, 200, 200, 404]
+    assert "No experiment yet" in pages[0].text
+    assert pages[1].json()["experiments"] == []
+    assert "No experiment named or with id 'nope'" in pages[4].json()["error"]

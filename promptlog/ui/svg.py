@@ -1,0 +1,195 @@
+"""Small plots as inline SVG, drawn on the server: a mean with its 95% interval,
+a difference with its interval around zero, and a metric's distribution.
+
+Hand-written rather than matplotlib: a few rectangles and lines need no
+dependency, no build step and no network, render crisply at any zoom, and take
+the page's fonts and colours. Every function returns markup safe to put in a
+template as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from markupsafe import Markup, escape
+
+INK = "#1f2933"
+MUTED = "#9aa5b1"
+BLUE = "#2563eb"
+GREEN = "#16a34a"
+RED = "#dc2626"
+PALE = "#e4e7eb"
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def _svg(width: int, height: int, body: str, label: str, css_class: str) -> Markup:
+    return Markup(
+        f'<svg class="pl-plot {css_class}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
+        f"<title>{escape(label)}</title>{body}</svg>"
+    )
+
+
+def interval_bar(
+    mean: float | None,
+    low: float | None,
+    high: float | None,
+    scale: tuple[float, float],
+    *,
+    label: str = "",
+    width: int = 120,
+    height: int = 16,
+) -> Markup:
+    """The mean as a dot on its 95% interval, on the axis ``scale`` (low, high):
+    one row of a table, comparable with the rows above and below it."""
+    if not _finite(mean):
+        return Markup("")
+    lo, hi = scale
+    span = (hi - lo) or 1.0
+    pad = 4
+
+    def x(value: float) -> float:
+        return pad + (min(max(value, lo), hi) - lo) / span * (width - 2 * pad)
+
+    middle = height / 2
+    body = f'<line x1="{pad}" x2="{width - pad}" y1="{middle}" y2="{middle}" stroke="{PALE}"/>'
+    if _finite(low, high):
+        assert low is not None and high is not None
+        body += (
+            f'<rect x="{x(low):.1f}" y="{middle - 3}" width="{max(x(high) - x(low), 1):.1f}" '
+            f'height="6" rx="3" fill="{BLUE}" fill-opacity="0.25"/>'
+        )
+    assert mean is not None
+    body += f'<circle cx="{x(mean):.1f}" cy="{middle}" r="3.5" fill="{BLUE}"/>'
+    return _svg(width, height, body, label, "pl-interval")
+
+
+def difference_bar(
+    difference: float | None,
+    low: float | None,
+    high: float | None,
+    *,
+    label: str = "",
+    width: int = 160,
+    height: int = 18,
+) -> Markup:
+    """B - A as a dot on its 95% interval, on an axis centred on zero: green when
+    the interval lies above zero, red below, grey when it straddles it."""
+    if not _finite(difference):
+        return Markup("")
+    assert difference is not None
+    reach = max(abs(v) for v in (difference, low, high) if v is not None and math.isfinite(v))
+    reach = reach * 1.1 or 1.0
+    pad = 4
+
+    def x(value: float) -> float:
+        return pad + (value + reach) / (2 * reach) * (width - 2 * pad)
+
+    colour = MUTED
+    if _finite(low, high):
+        assert low is not None and high is not None
+        colour = GREEN if low > 0 else RED if high < 0 else MUTED
+    middle = height / 2
+    body = (
+        f'<line x1="{pad}" x2="{width - pad}" y1="{middle}" y2="{middle}" stroke="{PALE}"/>'
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="1" y2="{height - 1}" stroke="{INK}" '
+        f'stroke-width="1"/>'
+    )
+    if _finite(low, high):
+        assert low is not None and high is not None
+        body += (
+            f'<rect x="{x(low):.1f}" y="{middle - 3}" width="{max(x(high) - x(low), 1):.1f}" '
+            f'height="6" rx="3" fill="{colour}" fill-opacity="0.35"/>'
+        )
+    body += f'<circle cx="{x(difference):.1f}" cy="{middle}" r="4" fill="{colour}"/>'
+    return _svg(width, height, body, label, "pl-difference")
+
+
+def histogram(
+    values: Sequence[float],
+    kind: str,
+    *,
+    label: str = "",
+    width: int = 220,
+    height: int = 90,
+    bins: int = 12,
+) -> Markup:
+    """A metric's values: pass and fail counts for a bool metric, one bar per
+    value for a few distinct integers, else equal-width bins; the axis ends are
+    written below."""
+    if not values:
+        return Markup("")
+    lo, hi = min(values), max(values)
+    if kind == "bool":
+        edges = ["fail", "pass"]
+        counts = [sum(v == 0 for v in values), sum(v != 0 for v in values)]
+        colours = [RED, GREEN]
+    elif kind == "int" and hi - lo < 20:
+        edges = [str(int(v)) for v in range(int(lo), int(hi) + 1)]
+        counts = [sum(v == n for v in values) for n in range(int(lo), int(hi) + 1)]
+        colours = [BLUE] * len(counts)
+    else:
+        step = (hi - lo) / bins or 1.0
+        counts = [0] * bins
+        for v in values:
+            counts[min(int((v - lo) / step), bins - 1)] += 1
+        edges = [f"{lo + i * step:.3g}" for i in range(bins)]
+        colours = [BLUE] * bins
+    top = max(counts) or 1
+    plot_height = height - 16
+    gap = 2
+    bar = (width - gap * (len(counts) - 1)) / len(counts)
+    body = ""
+    for i, (count, edge, colour) in enumerate(zip(counts, edges, colours, strict=True)):
+        h = count / top * (plot_height - 2)
+        x = i * (bar + gap)
+        body += (
+            f'<rect x="{x:.1f}" y="{plot_height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+            f'fill="{colour}" fill-opacity="0.8"><title>{escape(edge)}: {count}</title></rect>'
+        )
+    body += f'<line x1="0" x2="{width}" y1="{plot_height}" y2="{plot_height}" stroke="{MUTED}"/>'
+    if kind == "bool":
+        ends = (f"fail {counts[0]}", f"pass {counts[1]}")
+    else:
+        ends = (f"{lo:.4g}", f"{hi:.4g}")
+    body += (
+        f'<text x="0" y="{height - 3}" font-size="11" fill="{INK}">{escape(ends[0])}</text>'
+        f'<text x="{width}" y="{height - 3}" font-size="11" fill="{INK}" '
+        f'text-anchor="end">{escape(ends[1])}</text>'
+    )
+    return _svg(width, height, body, label, "pl-histogram")
+
+
+def shared_scale(*intervals: tuple[float | None, ...], kind: str = "float") -> tuple[float, float]:
+    """One axis for several interval bars of a metric: 0 to 1 for a pass rate,
+    else the span of every mean and interval end, widened a little."""
+    if kind == "bool":
+        return 0.0, 1.0
+    found = [float(v) for interval in intervals for v in interval if v is not None and _finite(v)]
+    if not found:
+        return 0.0, 1.0
+    lo, hi = min(found), max(found)
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+    return lo - pad, hi + pad
+
+
+def metric_scales(
+    groups: Iterable[Mapping[str, Mapping[str, Any]]],
+) -> dict[str, tuple[float, float]]:
+    """Metric -> one axis for the interval bars of that metric in every group (an
+    experiment's or a version's metric summaries), so that bars in one column
+    compare."""
+    intervals: dict[str, list[tuple[float | None, ...]]] = {}
+    kinds: dict[str, str] = {}
+    for group in groups:
+        for name, found in group.items():
+            kinds.setdefault(name, found.get("kind", "float"))
+            intervals.setdefault(name, []).append(
+                (found.get("mean"), found.get("ci_low"), found.get("ci_high"))
+            )
+    return {name: shared_scale(*found, kind=kinds[name]) for name, found in intervals.items()}
