@@ -150,7 +150,7 @@ _labels = _Labels()
 
 def _log_path(datasette: Any, database: str) -> str | None:
     try:
-        return datasette.get_database(database).path  # type: ignore[no-any-return]
+        return datasette.get_database(database).path
     except KeyError:
         return None
 
