@@ -631,11 +631,12 @@ def _write(records: Records, fmt: str, output: Any) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("-o", "--open", "open_browser", is_flag=True, help="Open a browser at the log.")
 def ui(port: int, host: str, open_browser: bool) -> None:
-    """Browse the log in datasette.
+    """Browse the log in datasette, read-only.
 
-    With promptlog's descriptions, sorts, facets and canned queries (leaderboard,
-    prompt_version_history, side_by_side, experiment_runs). Needs the ui extra:
-    pip install 'promptlog[ui]'.
+    Opens on promptlog's pages (/-/promptlog: experiments, an experiment's runs,
+    comparisons, prompt timelines); the tables stay browsable with promptlog's
+    descriptions, facets and canned queries (leaderboard, prompt_version_history,
+    side_by_side, experiment_runs). Needs the ui extra: pip install 'promptlog[ui]'.
     """
     from .ui import serve
 

@@ -138,6 +138,11 @@ def serve(
             "--setting", "sql_time_limit_ms", "5000",
             "--setting", "facet_time_limit_ms", "500",
         ]  # fmt: skip
+        # The viewer's pages, rather than datasette's list of tables, are the way in.
+        page = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/-/promptlog"
         if open_browser:
-            args.append("--open")
+            import threading
+            import webbrowser
+
+            threading.Timer(1.0, webbrowser.open, [page]).start()
         datasette_cli.main(args, prog_name="promptlog ui", standalone_mode=False)
