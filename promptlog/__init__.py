@@ -33,6 +33,10 @@ _LAZY = {
     "Comparison": "comparisons",
     "diff": "diffs",
     "PromptDiff": "diffs",
+    "overrides": "knobs",
+    "hyperparameter": "knobs",
+    "load_overrides": "knobs",
+    "save_overrides": "knobs",
     # every error promptlog raises on purpose
     "PromptlogError": "errors",
     "DatabaseError": "errors",
@@ -49,6 +53,7 @@ _LAZY = {
     "ExperimentError": "errors",
     "ExperimentFailedError": "errors",
     "LocalModelError": "errors",
+    "KnobError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -58,6 +63,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Experiment",
     "ExperimentError",
     "ExperimentFailedError",
+    "KnobError",
     "LocalModelError",
     "Log",
     "Message",
@@ -83,10 +89,14 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "diff",
     "experiment",
     "flush",
+    "hyperparameter",
     "load_ipython_extension",
+    "load_overrides",
     "metric",
     "open",
+    "overrides",
     "prompt",
+    "save_overrides",
     "versions",
     "with_current_run",
 ]
@@ -101,6 +111,7 @@ if TYPE_CHECKING:
         DatabaseError,
         ExperimentError,
         ExperimentFailedError,
+        KnobError,
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
@@ -114,6 +125,7 @@ if TYPE_CHECKING:
         WriteError,
     )
     from .experiments import Experiment, experiment
+    from .knobs import hyperparameter, load_overrides, overrides, save_overrides
     from .metrics import metric
     from .prompts import Message, PromptVersion, prompt, versions
     from .read import Log, Records, open

@@ -69,6 +69,14 @@ class StructuredOutputError(BotError):
         self.attempts = attempts
 
 
+# --- knobs ------------------------------------------------------------------
+
+
+class KnobError(PromptlogError):
+    """An override names an unknown (or ambiguous) prompt, function, knob or
+    hyperparameter, or gives a knob a value it cannot take."""
+
+
 # --- experiments and metrics ------------------------------------------------
 
 
