@@ -51,6 +51,17 @@ class PromptNotFoundError(PromptError, LookupError):
     """No prompt (or prompt version) of that name, number or hash is logged."""
 
 
+# --- typed functions ----------------------------------------------------------
+
+
+class FunctionError(PromptlogError):
+    """A typed function (``@llm_function``) or strategy is defined or called wrongly."""
+
+
+class FunctionArgumentError(FunctionError, TypeError):
+    """An argument of a typed function does not validate against its annotation."""
+
+
 # --- bots -------------------------------------------------------------------
 
 

@@ -165,6 +165,20 @@ class _Template:
         self.variables = frozenset(jinja2.meta.find_undeclared_variables(parsed))
         self.compiled = _jinja.from_string(parsed)  # parsed once, above
 
+    def render(self, prompt_name: str, values: Mapping[str, Any]) -> str:
+        """The text for ``values``, which hold every variable the template uses."""
+        try:
+            return self.compiled.render(values)
+        except jinja2.sandbox.SecurityError as e:
+            raise PromptTemplateError(
+                f"The template of prompt {prompt_name} tried something unsafe and was "
+                f"stopped: {e} Templates may use the values passed to them, filters and "
+                f"tests, but not private attributes (names starting with '_') or Python's "
+                f"internals."
+            ) from None
+        except jinja2.UndefinedError as e:
+            raise PromptVariableError(f"Prompt {prompt_name}: {e.message}.") from None
+
 
 class PromptFunction:
     """A function whose docstring is a Jinja2 template; calling it renders a message.
@@ -249,17 +263,7 @@ class PromptFunction:
                 f"{missing[0]!r} was passed; add it as a parameter of {self.fn.__qualname__} "
                 f"and pass it."
             )
-        try:
-            return template.compiled.render(values)
-        except jinja2.sandbox.SecurityError as e:
-            raise PromptTemplateError(
-                f"The template of prompt {self.name} tried something unsafe and was "
-                f"stopped: {e} Templates may use the values passed to them, filters and "
-                f"tests, but not private attributes (names starting with '_') or Python's "
-                f"internals."
-            ) from None
-        except jinja2.UndefinedError as e:
-            raise PromptVariableError(f"Prompt {self.name}: {e.message}.") from None
+        return template.render(self.name, values)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Message:
         template = self._current()
@@ -312,7 +316,8 @@ def prompt(role: Any, *, name: str | None = None) -> Any:
 
 
 def _name_of(prompt_or_name: PromptFunction | str) -> str:
-    return prompt_or_name.name if isinstance(prompt_or_name, PromptFunction) else prompt_or_name
+    """The name of a prompt, given its name or the prompt (or typed function) itself."""
+    return prompt_or_name if isinstance(prompt_or_name, str) else prompt_or_name.name
 
 
 def versions(
