@@ -22,6 +22,7 @@ any few-shot demos, and its knobs (``template``, ``demos``, ``model_name``,
 from __future__ import annotations
 
 import collections.abc
+import enum
 import functools
 import hashlib
 import inspect
@@ -513,11 +514,16 @@ def _has_typevars(hints: Mapping[str, Any]) -> bool:
 
 
 def _typevars_of(tp: Any) -> tuple[Any, ...]:
+    """The TypeVars ``tp`` leaves open, however deep (``list[TaskRun[P, R]]``: P, R)."""
     if isinstance(tp, TypeVar):
         return (tp,)
     if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
         return tuple(tp.__pydantic_generic_metadata__["parameters"])
-    return tuple(getattr(tp, "__parameters__", ()) or ())
+    found: dict[Any, None] = dict.fromkeys(getattr(tp, "__parameters__", ()) or ())
+    for arg in typing.get_args(tp):
+        if not isinstance(arg, (str, int, float, bool, bytes, enum.Enum, type(None), list)):
+            found.update(dict.fromkeys(_typevars_of(arg)))
+    return tuple(found)
 
 
 def _bindings(hints: Mapping[str, Any], values: Mapping[str, Any]) -> dict[Any, Any]:
@@ -610,7 +616,15 @@ def _substitute(tp: Any, bindings: Mapping[Any, Any]) -> Any:
         return tp
     if isinstance(tp, TypeVar):
         return bindings.get(tp, _fallback(tp))
-    return tp[tuple(bindings.get(p, _fallback(p)) for p in parameters)]
+    if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+        return tp[tuple(bindings.get(p, _fallback(p)) for p in parameters)]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return typing.Annotated[(_substitute(args[0], bindings), *args[1:])]
+    substituted = tuple(_substitute(arg, bindings) for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[substituted]  # noqa: UP007
+    return origin[substituted]
 
 
 def _fallback(var: Any) -> Any:
