@@ -22,6 +22,7 @@ any few-shot demos, and its knobs (``template``, ``demos``, ``model_name``,
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
 import enum
 import functools
 import hashlib
@@ -121,6 +122,7 @@ class LLMFunction:
         self._options: dict[str, Any] = dict(bot_options)
         self._lock = threading.Lock()
         self._hints: dict[str, Any] | None = None
+        self._generic = False  # whether the annotations hold TypeVars
         self._plans: dict[Any, _Plan] = {}
         self._bots: dict[Any, SimpleBot] = {}
         knobs.register(self.name, self, kind="function", knobs=KNOBS, check=self._check)
@@ -220,7 +222,7 @@ class LLMFunction:
 
     def _plan(self, values: dict[str, Any], template: str | None, demos: Any) -> _Plan:
         hints = self._resolved_hints()
-        bindings = _bindings(hints, values) if _has_typevars(hints) else {}
+        bindings = _bindings(hints, values) if self._generic else {}
         demos_hash = _demos_hash(demos) if demos else None
         key = (template, demos_hash, tuple(bindings.items()))
         plan = self._plans.get(key)
@@ -320,7 +322,7 @@ class LLMFunction:
         if input_schema is not None:
             lines.append(
                 "The inputs come as a JSON object; their types, as a JSON Schema document:\n"
-                f"```\n{json.dumps(input_schema, indent=2)}\n```"
+                f"```\n{json.dumps(input_schema, separators=(',', ':'))}\n```"
             )
         if self.reasoning:
             lines.append(
@@ -336,12 +338,18 @@ class LLMFunction:
         return "\n\n".join(lines)
 
     def _user_text(self, plan: _Plan, values: dict[str, Any]) -> str:
-        text = plan.template.render(self.name, values)
+        rendered_with = values
+        if self._owner is not None and not self._skip_first:
+            # Jinja keeps the name ``self`` for itself: a method's template names the
+            # instance's fields directly, ``{{ sides }}``.
+            instance = values[next(iter(self._signature.parameters))]
+            rendered_with = {**_fields(instance), **values}
+        text = plan.template.render(self.name, rendered_with)
         if plan.json_inputs:
             inputs = plan.arguments.dump_python(
                 {name: values[name] for name in plan.json_inputs}, mode="json"
             )
-            rendered = json.dumps(inputs, indent=2, ensure_ascii=False)
+            rendered = json.dumps(inputs, ensure_ascii=False)
             text = f"{text}\n\nInputs:\n```\n{rendered}\n```" if text else (
                 f"Inputs:\n```\n{rendered}\n```"
             )
@@ -401,6 +409,7 @@ class LLMFunction:
                         f"Typed function {self.name} takes *{parameter.name}; name each "
                         f"argument, so that it can be validated and sent."
                     )
+            self._generic = _has_typevars(hints)
             self._hints = hints
         return self._hints
 
@@ -410,6 +419,8 @@ class LLMFunction:
         """An override's template normalised and parsed, its demos' shape checked."""
         checked = dict(overrides)
         names = set(self._sent_parameters())
+        if self._owner is not None and not self._skip_first:
+            names |= set(_field_names(self._owner))
         if "template" in overrides:
             text = overrides["template"]
             if not isinstance(text, str):
@@ -617,7 +628,7 @@ def _substitute(tp: Any, bindings: Mapping[Any, Any]) -> Any:
     if isinstance(tp, TypeVar):
         return bindings.get(tp, _fallback(tp))
     if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
-        return tp[tuple(bindings.get(p, _fallback(p)) for p in parameters)]
+        return tp[tuple(bindings.get(p, _fallback(p)) for p in parameters)]  # type: ignore[index]
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Annotated:
         return typing.Annotated[(_substitute(args[0], bindings), *args[1:])]
@@ -664,6 +675,18 @@ def _typed_dict(name: str, fields: dict[str, Any]) -> pydantic.TypeAdapter[Any]:
         except TypeError:
             pass
     return found
+
+
+def _field_names(cls: type) -> list[str]:
+    if isinstance(cls, type) and issubclass(cls, pydantic.BaseModel):
+        return list(cls.model_fields)
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+    return []
+
+
+def _fields(instance: Any) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in _field_names(type(instance))}
 
 
 def _demos_hash(demos: Any) -> str:

@@ -71,11 +71,15 @@ def _implement(cls: C, options: dict[str, Any]) -> C:
     return cls
 
 
+# Bases whose members are the machinery of a class, never a strategy's to implement.
+_FRAMEWORK_MODULES = ("builtins", "typing", "abc", "pydantic")
+
+
 def _member_names(cls: type) -> list[str]:
     """Every member name of the class and its bases, each once, the class's own first."""
     names: dict[str, None] = {}
     for klass in cls.__mro__:
-        if klass is object:
+        if klass.__module__.split(".")[0] in _FRAMEWORK_MODULES:
             continue
         names.update(dict.fromkeys(vars(klass)))
     return list(names)
@@ -103,9 +107,16 @@ def _implemented(member: Any, cls: type, name: str, options: dict[str, Any]) -> 
 
 
 def _module_name_of(cls: type) -> str:
-    probe: Callable[..., Any] = lambda: None  # noqa: E731
-    probe.__module__ = cls.__module__
-    return _module_name(probe)
+    """The class's module as prompts name it (a script's ``__main__`` as its import
+    name), read off a function of the class, which knows its script's globals."""
+    for member in vars(cls).values():
+        if isinstance(member, (staticmethod, classmethod)):
+            member = member.__func__
+        elif isinstance(member, property):
+            member = member.fget
+        if inspect.isfunction(member) and member.__module__ == cls.__module__:
+            return _module_name(member)
+    return cls.__module__
 
 
 # --- is a body only a placeholder? ------------------------------------------------------

@@ -3,6 +3,7 @@ litellm's mock_response, the fake server and (once) the real local model."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import dataclasses
@@ -576,3 +577,30 @@ def test_a_typed_function_on_the_real_local_model(db_path, local_model):
     assert isinstance(verdict, Verdict)
     rows = calls(db_path)
     assert rows[-1]["status"] == "succeeded" and rows[-1]["output_tokens"] > 0
+
+
+class Namer(abc.ABC):
+    @abc.abstractmethod
+    def name(self, topic: str) -> str:
+        """A name for {{ topic }}."""
+
+
+@llm_strategy(model_name=OFFLINE)
+class Shape(BaseModel, Namer):
+    sides: int
+
+    def describe(self) -> str:
+        """Describe a shape with {{ sides }} sides."""
+        raise NotImplementedError
+
+
+def test_a_strategy_on_a_pydantic_model_implements_abstract_methods_too(db_path):
+    shape = Shape(sides=3)  # no longer abstract: the model implements name
+    assert isinstance(shape.name("triangles"), str)
+    assert isinstance(shape.describe(), str)
+    rows = calls(db_path)
+    # The instance's fields are template variables; self also travels as JSON.
+    assert rows[-1]["messages"][-1]["content"].startswith("Describe a shape with 3 sides.")
+    assert '{"self": {"sides": 3}}' in rows[-1]["messages"][-1]["content"]
+    assert {r["bot_name"] for r in rows} == {"test_functions.Shape.name",
+                                             "test_functions.Shape.describe"}
