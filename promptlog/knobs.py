@@ -150,7 +150,7 @@ def hyperparameter(name: str, default: T) -> T:
 
 
 def _known(kind: str | None = None) -> str:
-    names = sorted(n for n, e in _entries.items() if kind is None or e.kind == kind)
+    names = sorted(n for n, e in list(_entries.items()) if kind is None or e.kind == kind)
     if not names:
         return "nothing is registered yet (prompts and functions register when defined)"
     shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
@@ -161,17 +161,9 @@ def _resolve(key: object) -> _Entry:
     """The entry a key of an overrides mapping names: a full name, a dotted suffix of
     one that no other shares, or a registered object."""
     if isinstance(key, str):
-        entry = _entries.get(key)
+        entry = _entries.get(key) or _by_suffix(key)
         if entry is not None:
             return entry
-        matches = sorted(n for n in _entries if n.endswith("." + key))
-        if len(matches) == 1:
-            return _entries[matches[0]]
-        if matches:
-            raise KnobError(
-                f"Override key {key!r} is ambiguous: it could be {', '.join(matches)}. "
-                f"Use the full name."
-            )
         raise KnobError(
             f"Override key {key!r} names no registered prompt, function or hyperparameter; "
             f"{_known()}. Declare a hyperparameter with promptlog.hyperparameter({key!r}, "
@@ -188,6 +180,17 @@ def _resolve(key: object) -> _Entry:
     if name is None or name not in _entries:
         raise KnobError(f"Override key {key!r} is not a registered prompt or function; {_known()}.")
     return _entries[name]
+
+
+def _by_suffix(key: str) -> _Entry | None:
+    """The one entry whose full name ends with ``.key``; None if none does."""
+    matches = sorted(name for name in list(_entries) if name.endswith("." + key))
+    if len(matches) > 1:
+        raise KnobError(
+            f"Override key {key!r} is ambiguous: it could be {', '.join(matches)}. "
+            f"Use the full name."
+        )
+    return _entries[matches[0]] if matches else None
 
 
 def _knobs_for(entry: _Entry, value: Any) -> dict[str, Any]:
@@ -347,10 +350,11 @@ def load_overrides(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Apply the overrides saved in a JSON file for the rest of the process, beneath
     any entered with :func:`overrides`, and return them.
 
-    A key may name a prompt, function or hyperparameter not defined yet (the file is
-    often loaded before the modules that define them are imported): it takes effect,
-    and is checked, when that is defined. Loading another file adds to these, the
-    later file winning.
+    Keys are full names (as :func:`save_overrides` writes them). A key may name a
+    prompt, function or hyperparameter not defined yet (the file is often loaded
+    before the modules that define them are imported): it takes effect, and is
+    checked, when that is defined. Loading another file adds to these, the later
+    file winning.
     """
     source = Path(path).expanduser()
     try:
@@ -363,11 +367,11 @@ def load_overrides(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise KnobError(f"{source} holds {type(data).__name__}, not a JSON object of overrides.")
     with _lock:
         for key, value in data.items():
-            entry = _entries.get(key)
+            entry = _entries.get(key) or _by_suffix(key)
             if entry is None:
                 _pending[key] = value
             else:
-                _base[key] = MappingProxyType(_knobs_for(entry, value))
+                _base[entry.name] = MappingProxyType(_knobs_for(entry, value))
     return data
 
 

@@ -146,6 +146,9 @@ def _module_name(fn: Callable[..., Any]) -> str:
     return ".".join(parts)
 
 
+_MAX_TEMPLATES = 64  # parsed templates kept per prompt (its docstring's and overrides')
+
+
 class _Template:
     """One template text of a prompt, parsed once: its hash, compiled form and the
     variables it uses."""
@@ -208,7 +211,11 @@ class PromptFunction:
     def _parsed(self, text: str) -> _Template:
         found = self._templates.get(text)
         if found is None:
-            found = self._templates[text] = _Template(self.name, text, self.role)
+            found = _Template(self.name, text, self.role)
+            if len(self._templates) >= _MAX_TEMPLATES:
+                # An optimiser may try thousands of templates: keep memory bounded.
+                self._templates.clear()
+            self._templates[text] = found
         return found
 
     def _current(self) -> _Template:

@@ -220,6 +220,45 @@ def test_experiment_overrides_apply_to_a_with_block_and_are_recorded():
         Experiment("bad", overrides={"no_such_prompt": {"template": "x"}})
 
 
+def test_overrides_around_an_experiment_reach_its_workers_and_other_knobs_are_columns():
+    summarise = Owner("apps.text.knob_summarise")
+
+    def execution():
+        return summarise()
+
+    with overrides({summarise: {"temperature": 0.2, "demos": ["a", "b"]}}):
+        exp = Experiment("outer", num_executions=4, quiet=True)
+        assert exp.run(execution) == [{"temperature": 0.2, "demos": ["a", "b"]}] * 4
+    runs = promptlog.open().runs(exp.id)
+    assert runs["knob_summarise.temperature"].tolist() == [0.2] * 4
+    assert runs["knob_summarise.demos"].tolist() == ['["a", "b"]'] * 4
+
+
+def test_nested_overrides_of_a_prompt_and_a_hyperparameter_inner_wins():
+    hyperparameter("knob_depth", 1)
+    with overrides({knob_namer: {"template": SHORTER}, "knob_depth": 2}):
+        with overrides({"knob_depth": 3}):
+            assert hyperparameter("knob_depth", 1) == 3
+            assert knob_namer("x").content == "Name this plain job: x."
+        with overrides({"test_knobs.knob_namer": {"template": "Only {{ job_description }}"}}):
+            assert knob_namer("x").content == "Only x"
+            assert hyperparameter("knob_depth", 1) == 2
+        assert knob_namer("x").content == "Name this plain job: x."
+    assert hyperparameter("knob_depth", 1) == 1
+    with pytest.raises(KnobError, match="already the name of a prompt"):
+        hyperparameter(knob_namer.name, 1)
+
+
+def test_saving_checks_the_keys_and_loading_a_bad_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(KnobError, match="'no_such_prompt' names no registered"):
+        promptlog.save_overrides({"no_such_prompt": {"template": "x"}}, tmp_path / "x.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(KnobError, match="bad.json is not a JSON file of overrides"):
+        promptlog.load_overrides(tmp_path / "bad.json")
+    with pytest.raises(KnobError, match="Cannot read overrides from"):
+        promptlog.load_overrides(tmp_path / "missing.json")
+
+
 # --- saving and loading -----------------------------------------------------------
 
 
