@@ -604,3 +604,18 @@ def test_a_strategy_on_a_pydantic_model_implements_abstract_methods_too(db_path)
     assert '{"self": {"sides": 3}}' in rows[-1]["messages"][-1]["content"]
     assert {r["bot_name"] for r in rows} == {"test_functions.Shape.name",
                                              "test_functions.Shape.describe"}
+
+
+def test_promptlog_diff_shows_what_changed_between_two_versions_of_a_function(db_path):
+    from click.testing import CliRunner
+
+    from promptlog.cli import cli
+
+    _version_hash(_define("Classify: {{ text }}", Literal["a", "b"]))
+    _version_hash(_define("Sort into a group: {{ text }}", Literal["a", "b"], str | None))
+    promptlog.flush()
+    result = CliRunner().invoke(cli, ["diff", "classify"])
+    assert result.exit_code == 0, result.output
+    assert "-Classify: {{ text }}" in result.output
+    assert "+Sort into a group: {{ text }}" in result.output
+    assert "+signature: classify(text: str | None) -> Literal['a', 'b']" in result.output
