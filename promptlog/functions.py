@@ -146,12 +146,12 @@ class LLMFunction:
         overrides = knobs.active(self.name)
         plan = self._plan(values, overrides.get("template"), overrides.get("demos"))
         validated = self._validate(plan, values)
+        bot = self._bot(plan, overrides)
         version = prompts._register(self.name, ROLE, plan.version_text, plan.version_hash)
         conversation = [
             *self._demo_turns(plan, overrides.get("demos")),
             Message("user", self._user_text(plan, validated), version),
         ]
-        bot = self._bot(plan, overrides)
         if plan.reply is None:
             reply = yield from bot._reply(tuple(conversation))
             return reply.content
@@ -186,13 +186,14 @@ class LLMFunction:
 
     def _bot(self, plan: _Plan, overrides: Mapping[str, Any]) -> SimpleBot:
         changed = {k: v for k, v in overrides.items() if k in _BOT_KNOBS}
-        key = (plan.version_hash, tuple(sorted((k, repr(v)) for k, v in changed.items())))
+        model = changed.get("model_name") or self._options.get("model_name")
+        model = model or settings.model_name()  # the default, read at each call
+        settings_key = tuple(sorted((k, repr(v)) for k, v in changed.items()))
+        key = (plan.version_hash, model, settings_key)
         bot = self._bots.get(key)
         if bot is None:
-            options = {**self._options, **changed}
-            if not options.get("model_name"):
-                options["model_name"] = settings.model_name()
-            if not options["model_name"]:
+            options = {**self._options, **changed, "model_name": model}
+            if not model:
                 raise FunctionError(
                     f"Typed function {self.name} has no model: pass @llm_function("
                     f"model_name=...), or set a default with promptlog.configure("
@@ -213,7 +214,7 @@ class LLMFunction:
             else:
                 bot = StructuredBot(system, pydantic_model=plan.reply_type, **options)
             # One bot per function and settings in a run's record, however many calls.
-            bot._key = f"{self.name}:{key[1]}"
+            bot._key = f"{self.name}:{model}:{settings_key}"
             if len(self._bots) < 256:  # bounded: overrides may vary without end
                 self._bots[key] = bot
         return bot

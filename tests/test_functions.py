@@ -362,6 +362,9 @@ def test_a_bot_or_the_configured_default_gives_the_model(db_path, monkeypatch):
     promptlog.configure(model_name=OFFLINE)
     try:
         assert isinstance(unlucky(), int)
+        promptlog.configure(model_name="promptlog/another")  # read at each call
+        assert isinstance(unlucky(), int)
+        assert calls(db_path)[-1]["model"] == "promptlog/another"
         monkeypatch.setenv("PROMPTLOG_MODEL", "gpt-4o-mini")  # the environment wins
         with promptlog.overrides({unlucky: {"mock_response": '{"return_value": 13}'}}):
             assert unlucky() == 13
