@@ -632,7 +632,7 @@ def _substitute(tp: Any, bindings: Mapping[Any, Any]) -> Any:
         return tp[tuple(bindings.get(p, _fallback(p)) for p in parameters)]  # type: ignore[index]
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Annotated:
-        return typing.Annotated[(_substitute(args[0], bindings), *args[1:])]
+        return typing.Annotated[(_substitute(args[0], bindings),) + tuple(args[1:])]
     substituted = tuple(_substitute(arg, bindings) for arg in args)
     if origin in (typing.Union, types.UnionType):
         return typing.Union[substituted]  # noqa: UP007
