@@ -622,3 +622,13 @@ def test_promptlog_diff_shows_what_changed_between_two_versions_of_a_function(db
     assert "-Classify: {{ text }}" in result.output
     assert "+Sort into a group: {{ text }}" in result.output
     assert "+signature: classify(text: str | None) -> Literal['a', 'b']" in result.output
+
+
+def test_the_task_runs_example_suggests_hyperparameters_of_the_resolved_type(db_path):
+    spec = importlib.util.spec_from_file_location("task_runs", ROOT / "examples" / "task_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["task_runs"] = module
+    spec.loader.exec_module(module)
+    assert isinstance(module.main(), module.SummaryHyper)
+    suggest = next(r for r in calls(db_path) if r["bot_name"].endswith("suggest_hyperparameters"))
+    assert suggest["parameters"]["response_format"]["schema_name"] == "SummaryHyper"
