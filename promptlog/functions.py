@@ -130,6 +130,12 @@ class LLMFunction:
     def __repr__(self) -> str:
         return f"<llm_function {self.name}>"
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        # Defined in a class body: an unannotated ``self`` is an instance of that class.
+        first = next(iter(self._signature.parameters), None)
+        if self._owner is None and not self._skip_first and first == "self":
+            self._owner = owner
+
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         # A typed function in a class body is a method: bound to the instance.
         return self if instance is None else types.MethodType(self, instance)

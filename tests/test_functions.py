@@ -632,3 +632,24 @@ def test_the_task_runs_example_suggests_hyperparameters_of_the_resolved_type(db_
     assert isinstance(module.main(), module.SummaryHyper)
     suggest = next(r for r in calls(db_path) if r["bot_name"].endswith("suggest_hyperparameters"))
     assert suggest["parameters"]["response_format"]["schema_name"] == "SummaryHyper"
+
+
+@dataclasses.dataclass
+class Recipe:
+    dish: str
+    servings: int
+
+    @llm_function(model_name=OFFLINE)
+    def shopping_list(self, budget: int) -> list[str]:
+        """Write the shopping list for {{ servings }} servings of {{ dish }}."""
+
+
+def test_a_typed_function_in_a_class_body_is_a_method_sending_self(db_path):
+    items = Recipe("soup", 4).shopping_list(budget=20)
+    assert isinstance(items, list)
+    (row,) = calls(db_path)
+    user = row["messages"][-1]["content"]
+    assert user.startswith("Write the shopping list for 4 servings of soup.")
+    assert json.loads(user.split("```")[1]) == {
+        "self": {"dish": "soup", "servings": 4}, "budget": 20
+    }
