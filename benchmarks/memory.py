@@ -63,12 +63,14 @@ def flood(records: int, threads: int) -> dict[str, Any]:
 
     def produce(offset: int) -> None:
         for n in range(offset, records, threads):
-            writer.insert("calls", {
-                "id": f"{n:026d}", "run_id": None, "bot_name": "flood", "bot_class": "SimpleBot",
-                "model": "m", "parameters": {"temperature": 0.0},
-                "messages": [{"role": "user", "content": text}], "response_text": text[:100],
-                "status": "succeeded", "attempt": 1, "created_at": store.now(),
-            })
+            store.log_call(
+                writer, id=f"{n:026d}", run_id=None, bot_name="flood", bot_class="SimpleBot",
+                model="m", parameters={"temperature": 0.0},
+                messages=[{"role": "user", "content": text}], response_text=text[:100],
+                response_parsed=None, input_tokens=None, output_tokens=None, cost=None,
+                latency_s=None, status="succeeded", error=None, attempt=1,
+                created_at=store.now(),
+            )
 
     producers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
     for producer in producers:
@@ -85,7 +87,8 @@ def bench(runs: int) -> Section:
     section = Section(
         "6. Memory",
         f"Growth of the process's peak RSS (VmHWM, reset once warm) while logging; the "
-        f"writer queue holds at most {_queue_limit():,} records and then makes producers wait.",
+        f"writer queue holds at most {_queue_limit():,} records (and {_queue_mb()} MB of text) "
+        f"and then makes producers wait.",
     )
     cases = [
         (f"{runs:,} runs in {runs // 1000} experiments of 1,000", "memory.log_runs",
@@ -107,3 +110,9 @@ def _queue_limit() -> int:
     from promptlog import store
 
     return store.QUEUE_LIMIT
+
+
+def _queue_mb() -> int:
+    from promptlog import store
+
+    return store.QUEUE_BYTES // 2**20

@@ -83,33 +83,22 @@ def writer_runs(runs: int) -> dict[str, Any]:
     writer.flush()
     started = time.perf_counter()
     experiment_id = store.new_id()
-    writer.insert("experiments", {"id": experiment_id, "name": "bench", "status": "running",
-                                  "num_executions": runs, "metadata": HYPERPARAMETERS,
-                                  "process": store.process_token(), "created_at": store.now()})
+    store.start_experiment(writer, id=experiment_id, name="bench", num_executions=runs,
+                           max_workers=None, metadata=HYPERPARAMETERS, environment={},
+                           process=store.process_token(), created_at=store.now())
     hyperparameters = {"bots": [], "prompt_versions": [], "metadata": HYPERPARAMETERS}
     for index in range(runs):
         run_id = store.new_id()
         clock = time.perf_counter()
-        writer.insert("runs", {
-            "id": run_id, "experiment_id": experiment_id, "execution_index": index,
-            "status": "running", "started_at": store.now(), "process": store.process_token(),
-            "ended_at": None, "duration_s": None, "result": None, "result_format": None,
-            "error_type": None, "error_message": None, "traceback": None,
-            "hyperparameters": "{}",
-        })
-        writer.insert("metrics", {"run_id": run_id, "name": "accuracy", "value": 0.5,
-                                  "kind": "float"})
-        writer.insert("metrics", {"run_id": run_id, "name": "passed", "value": 1.0,
-                                  "kind": "bool"})
-        writer.insert("metrics", {"run_id": run_id, "name": "tokens", "value": 42.0,
-                                  "kind": "int"})
-        writer.update("runs", run_id, {
-            "status": "succeeded", "ended_at": store.now(),
-            "duration_s": time.perf_counter() - clock, "hyperparameters": hyperparameters,
-            "result": "1", "result_format": "json",
-        })
-    writer.update("experiments", experiment_id, {"status": "succeeded",
-                                                 "finished_at": store.now()})
+        store.start_run(writer, id=run_id, experiment_id=experiment_id, execution_index=index,
+                        started_at=store.now(), process=store.process_token())
+        store.record_metric(writer, run_id, "accuracy", 0.5, "float")
+        store.record_metric(writer, run_id, "passed", 1.0, "bool")
+        store.record_metric(writer, run_id, "tokens", 42.0, "int")
+        store.finish_run(writer, run_id, status="succeeded", ended_at=store.now(),
+                         duration_s=time.perf_counter() - clock, result="1", result_format="json",
+                         hyperparameters=hyperparameters)
+    store.finish_experiment(writer, experiment_id, status="succeeded", finished_at=store.now())
     writer.flush()
     seconds = time.perf_counter() - started
     _check(path, runs)

@@ -54,11 +54,13 @@ _LAZY = {
     "ExperimentFailedError": "errors",
     "LocalModelError": "errors",
     "KnobError": "errors",
+    "CredentialsError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
     "BotError",
     "Comparison",
+    "CredentialsError",
     "DatabaseError",
     "Experiment",
     "ExperimentError",
@@ -108,6 +110,7 @@ if TYPE_CHECKING:
     from .diffs import PromptDiff, diff
     from .errors import (
         BotError,
+        CredentialsError,
         DatabaseError,
         ExperimentError,
         ExperimentFailedError,

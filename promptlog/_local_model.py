@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ._endpoint import OpenAICompatibleEndpoint
 from .errors import LocalModelError
 
 __all__ = ["LocalModelServer", "find_test_model", "fetch_test_model", "model_cache_dir"]
@@ -148,7 +149,7 @@ def _sha256(path: Path) -> str:
 # --- the server ---------------------------------------------------------------
 
 
-class LocalModelServer:
+class LocalModelServer(OpenAICompatibleEndpoint):
     """llama.cpp's OpenAI-compatible server for a GGUF model, in a child process.
 
     ``start()`` finds (or fetches) the model, starts the child and returns once
@@ -157,6 +158,8 @@ class LocalModelServer:
     ``n_parallel`` requests are decoded at once, each with ``n_ctx / n_parallel`` tokens
     of context, on ``n_threads`` CPU threads (default: half the cores, at most 4).
     """
+
+    _dummy_key = "sk-local"
 
     def __init__(
         self,
@@ -170,7 +173,7 @@ class LocalModelServer:
         startup_timeout: float = 120.0,
     ) -> None:
         self.model_path = model_path
-        self.alias = alias
+        self.alias = self._served_model = alias
         self.n_parallel = n_parallel
         self.n_ctx = n_ctx
         self.n_threads = n_threads or _default_threads()
@@ -310,22 +313,6 @@ class LocalModelServer:
             raise RuntimeError("LocalModelServer is not started; call start() or use `with`.")
         return self._port
 
-    @property
-    def base_url(self) -> str:
-        """What to pass as litellm's ``api_base``, e.g. ``http://127.0.0.1:PORT/v1``."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def model(self) -> str:
-        """A litellm model name that routes to this server's OpenAI-style API."""
-        return f"openai/{self.alias}"
-
-    @property
-    def bot_kwargs(self) -> dict[str, str]:
-        """What a promptlog bot needs to talk to this server:
-        ``SimpleBot("…", **server.bot_kwargs)``."""
-        return {"model_name": self.model, "api_base": self.base_url, "api_key": "sk-local"}
-
 
 def _default_threads() -> int:
     # llama.cpp's threads meet at a barrier after every operation, so one thread that
@@ -337,7 +324,7 @@ def _default_threads() -> int:
 
 def _require_runtime() -> None:
     try:
-        import xllamacpp  # type: ignore[import-untyped]  # noqa: F401
+        import xllamacpp  # noqa: F401
     except ImportError as exc:
         raise LocalModelError(
             f"LocalModelServer needs the xllamacpp package, which is not importable "
@@ -377,7 +364,7 @@ def _serve(config: dict[str, Any]) -> None:
         target=_watch, args=(config["parent"], config["max_seconds"]), daemon=True
     )
     watchdog.start()
-    import xllamacpp  # type: ignore[import-untyped]
+    import xllamacpp
 
     params = xllamacpp.CommonParams()
     params.model.path = config["model"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,8 +19,16 @@ import pydantic
 
 from . import store
 from .context import RunContext, current_run
+from .credentials import _credentials_error, _is_credentials_error
 from .errors import BotError, StructuredOutputError
 from .prompts import Message
+from .redaction import (
+    _redact,
+    _redact_exception,
+    _remember,
+    _remember_environment,
+    _secrets_in,
+)
 from .schemas import has_finite_instance, schema_instructions
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
@@ -52,9 +59,6 @@ LOGGED_PARAMETERS = frozenset(
         "mock_response",
     }
 )
-# Arguments whose values are secrets even when they appear in error text.
-_SECRET_WORDS = ("key", "secret", "token", "password", "auth", "credential")
-
 _litellm: ModuleType | None = None
 _litellm_lock = threading.Lock()
 
@@ -114,45 +118,6 @@ def _loggable(name: str, value: Any) -> Any:
     if name == "response_format" and isinstance(value, type):
         return {"type": "json_schema", "schema_name": value.__name__}
     return value
-
-
-def _secrets(kwargs: dict[str, Any]) -> list[str]:
-    """Every value among the call's arguments that must never reach the log: any
-    string under an argument or key named like a secret (key, token, auth …), and
-    every header value."""
-    found: list[str] = []
-
-    def visit(name: str, value: Any, secret: bool) -> None:
-        lowered = name.lower()
-        secret = secret or "header" in lowered or any(w in lowered for w in _SECRET_WORDS)
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                visit(str(key), inner, secret)
-        elif secret and isinstance(value, str) and len(value) >= 6:
-            found.append(value)
-            if value.lower().startswith("bearer "):
-                found.append(value[7:])
-
-    for name, value in kwargs.items():
-        if name in ("api_base", "base_url") and isinstance(value, str):
-            # Logged without them, but an error message may quote the whole URL.
-            parts = urlsplit(value)
-            found += [p for p in (parts.username, parts.password) if p and len(p) >= 6]
-        if name not in LOGGED_PARAMETERS:
-            visit(name, value, False)
-    return sorted(set(found), key=len, reverse=True)
-
-
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@\s:]*):[^/@\s]+@")
-
-
-def _redact(text: str | None, secrets: list[str]) -> str | None:
-    if text is None:
-        return None
-    for secret in secrets:
-        text = text.replace(secret, "[REDACTED]")
-    # The password of any URL (``https://user:password@host``), known to us or not.
-    return _URL_PASSWORD.sub(r"\1:[REDACTED]@", text)
 
 
 def _cost(response: Any) -> float | None:
@@ -221,7 +186,15 @@ class SimpleBot:
         self.num_retries = num_retries
         self.retry_backoff = retry_backoff
         self.litellm_kwargs = litellm_kwargs
-        self._secrets = _secrets(litellm_kwargs)
+        # Any argument that is not logged may hold a secret, and so may api_base
+        # (logged without the password and query that an error may quote), and so
+        # may the environment, where litellm finds provider keys. Remembered, they
+        # are kept out of every text the log records, a run's traceback included.
+        _remember(_secrets_in({
+            name: value for name, value in litellm_kwargs.items()
+            if name not in LOGGED_PARAMETERS or name in ("api_base", "base_url")
+        }))
+        _remember_environment()
         self._key = f"{self.name}:{id(self)}"
 
     # what the log records ---------------------------------------------------
@@ -292,6 +265,7 @@ class SimpleBot:
         parameters.update(logged or {})
         retries = 0
         while True:
+            (run.db if run is not None else store.writer()).check()  # no reply thrown away
             started = store.now()
             clock = time.perf_counter()
             try:
@@ -304,8 +278,12 @@ class SimpleBot:
                     **kwargs,
                 )
             except Exception as error:
+                # Whoever catches it, prints it or logs it later sees no secret.
+                _redact_exception(error)
                 self._log(run, conversation, parameters, None, time.perf_counter() - clock,
                           started, attempt, status="failed", error=error)
+                if _is_credentials_error(error):  # never retried, whatever its class
+                    raise _credentials_error(error, self.model_name, kwargs) from None
                 if retries < self.num_retries and isinstance(error, _transient_errors()):
                     retries += 1
                     attempt += 1
@@ -343,54 +321,41 @@ class SimpleBot:
         parsed: Any = None,
     ) -> None:
         """Queue the ``calls`` row of one attempt: a dict and a queue put, no I/O."""
-        secrets = self._secrets
         text = usage = None
         if response is not None:
             text = response.choices[0].message.content
             usage = getattr(response, "usage", None)
         call_id = store.new_id()
         writer = run.db if run is not None else store.writer()
-        writer.insert(
-            "calls",
-            {
-                "id": call_id,
-                "run_id": run.id if run is not None else None,
-                "bot_name": self.name,
-                "bot_class": type(self).__name__,
-                "model": self.model_name,
-                "parameters": parameters,
-                "messages": [
-                    {
-                        "role": m.role,
-                        "content": _redact(m.content, secrets),
-                        "prompt_version_id": m.prompt_version.id if m.prompt_version else None,
-                    }
-                    for m in conversation
-                ],
-                "response_text": _redact(text, secrets),
-                "response_parsed": parsed.model_dump(mode="json")
-                if isinstance(parsed, pydantic.BaseModel)
-                else parsed,
-                "input_tokens": getattr(usage, "prompt_tokens", None),
-                "output_tokens": getattr(usage, "completion_tokens", None),
-                "cost": _cost(response) if response is not None else None,
-                "latency_s": latency,
-                "status": status,
-                "error": _redact(_describe_error(error), secrets) if error else None,
-                "attempt": attempt,
-                "created_at": started,
-            },
+        store.log_call(
+            writer,
+            id=call_id,
+            run_id=run.id if run is not None else None,
+            bot_name=self.name,
+            bot_class=type(self).__name__,
+            model=self.model_name,
+            parameters=parameters,
+            messages=[
+                {
+                    "role": m.role,
+                    "content": _redact(m.content, content=True),
+                    "prompt_version_id": m.prompt_version.id if m.prompt_version else None,
+                }
+                for m in conversation
+            ],
+            response_text=_redact(text, content=True),
+            response_parsed=parsed.model_dump(mode="json")
+            if isinstance(parsed, pydantic.BaseModel)
+            else parsed,
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            cost=_cost(response) if response is not None else None,
+            latency_s=latency,
+            status=status,
+            error=_redact(_describe_error(error)) if error else None,
+            attempt=attempt,
+            created_at=started,
         )
-        for position, message in enumerate(conversation):
-            if message.prompt_version is not None:
-                writer.insert(
-                    "call_prompt_versions",
-                    {
-                        "call_id": call_id,
-                        "position": position,
-                        "prompt_version_id": message.prompt_version.id,
-                    },
-                )
 
 
 class StructuredBot(SimpleBot, Generic[ModelT]):

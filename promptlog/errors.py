@@ -58,6 +58,19 @@ class BotError(PromptlogError):
     """A bot is configured or called wrongly."""
 
 
+class CredentialsError(BotError):
+    """The provider's credentials are missing or were rejected.
+
+    Never retried: the message names the environment variable to set (or says
+    that the ``api_key`` given to the bot was refused). ``provider_error`` is
+    litellm's exception, with secrets taken out.
+    """
+
+    def __init__(self, message: str, provider_error: BaseException | None = None):
+        super().__init__(message)
+        self.provider_error = provider_error
+
+
 class StructuredOutputError(BotError):
     """The model's replies never validated against the pydantic model.
 

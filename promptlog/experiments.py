@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from . import __version__, knobs, store
 from .context import RunContext, current_run, reset_current_run, set_current_run
 from .errors import ExperimentError, ExperimentFailedError
+from .redaction import _mask, _redact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -261,7 +262,8 @@ class Experiment:
         self.name = name
         self.num_executions = num_executions
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
-        self.metadata = dict(metadata or {})
+        # Stored with the experiment and every run: values named like secrets are masked.
+        self.metadata = _mask(dict(metadata or {}))
         self._overrides = knobs.resolve(overrides) if overrides else None
         self.progress = progress
         self.quiet = quiet
@@ -438,20 +440,16 @@ class Experiment:
             self._knobs_token = knobs.push(self._overrides)
         self.id = store.new_id()
         self.status = "running"
-        self._db.insert(
-            "experiments",
-            {
-                "id": self.id,
-                "name": self.name,
-                "status": "running",
-                "num_executions": self.num_executions,
-                "max_workers": self.max_workers,
-                "metadata": self.metadata,
-                "environment": environment(),
-                "process": store.process_token(),
-                "created_at": store.now(),
-                "finished_at": None,
-            },
+        store.start_experiment(
+            self._db,
+            id=self.id,
+            name=self.name,
+            num_executions=self.num_executions,
+            max_workers=self.max_workers,
+            metadata=self.metadata,
+            environment=environment(),
+            process=store.process_token(),
+            created_at=store.now(),
         )
         if _show_progress(self.progress) and self.num_executions > 1:
             with warnings.catch_warnings():
@@ -517,17 +515,13 @@ class Experiment:
         knobs.note(run)  # the overrides this execution starts under
         with self._lock:
             self.runs.append(run)
-        self._db.insert(
-            "runs",
-            {
-                "id": run.id,
-                "experiment_id": self.id,
-                "execution_index": index,
-                "status": "running",
-                "started_at": run.started_at,
-                "process": store.process_token(),
-                **_RUN_END_COLUMNS,
-            },
+        store.start_run(
+            self._db,
+            id=run.id,
+            experiment_id=self.id,
+            execution_index=index,
+            started_at=run.started_at,
+            process=store.process_token(),
         )
         return run
 
@@ -542,11 +536,23 @@ class Experiment:
                 run.status = "succeeded"
             else:
                 run.status = "failed" if isinstance(error, Exception) else "interrupted"
-        values: dict[str, Any] = {
-            "status": run.status,
-            "ended_at": store.now(),
-            "duration_s": run.duration_s,
-            "hyperparameters": {
+        result = result_format = None
+        if run.has_result:
+            result, result_format = encode_result(run.result)
+        store.finish_run(
+            self._db,
+            run.id,
+            status=run.status,
+            ended_at=store.now(),
+            duration_s=run.duration_s,
+            result=result,
+            result_format=result_format,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=_redact(str(error)) if error is not None else None,
+            traceback=_redact("".join(traceback.format_exception(error)))
+            if error is not None
+            else None,
+            hyperparameters={
                 "bots": list(run.bots.values()),
                 "prompt_versions": [
                     {"id": pv_id, "name": name} for pv_id, name in run.prompt_version_ids.items()
@@ -554,16 +560,8 @@ class Experiment:
                 "metadata": self.metadata,
                 **knobs.recorded(run),
             },
-        }
-        if run.has_result:
-            values["result"], values["result_format"] = encode_result(run.result)
-        if error is not None:
-            values["error_type"] = type(error).__name__
-            values["error_message"] = str(error)
-            values["traceback"] = "".join(traceback.format_exception(error))
-        self._db.update("runs", run.id, values)
-        for pv_id in run.prompt_version_ids:
-            self._db.insert("run_prompt_versions", {"run_id": run.id, "prompt_version_id": pv_id})
+            prompt_version_ids=run.prompt_version_ids,
+        )
         if self._bar is not None:
             self._bar.update(1)
 
@@ -588,7 +586,7 @@ class Experiment:
             for run in unfinished:
                 run.status = "interrupted"
         for run in unfinished:
-            self._db.update("runs", run.id, {"status": "interrupted", "ended_at": stamp})
+            store.finish_run(self._db, run.id, status="interrupted", ended_at=stamp)
         self._finish("interrupted")
 
     def _close(self) -> None:
@@ -600,7 +598,7 @@ class Experiment:
     def _finish(self, status: str) -> None:
         assert self._db is not None and self.id is not None
         self.status = status
-        self._db.update("experiments", self.id, {"status": status, "finished_at": store.now()})
+        store.finish_experiment(self._db, self.id, status=status, finished_at=store.now())
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -619,15 +617,3 @@ class Experiment:
         if interrupted:
             text += f", {interrupted} interrupted"
         return text
-
-
-_RUN_END_COLUMNS: dict[str, Any] = {
-    "ended_at": None,
-    "duration_s": None,
-    "result": None,
-    "result_format": None,
-    "error_type": None,
-    "error_message": None,
-    "traceback": None,
-    "hyperparameters": "{}",
-}

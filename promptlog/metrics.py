@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from . import store
 from .context import current_run
 from .errors import MetricError
 
@@ -83,7 +84,7 @@ def record(name: str, value: Any) -> Any:
                 f"(value {run.metrics[name]!r}); a run keeps one value per metric. Record "
                 f"it once per execution, or give the second measurement another name."
             )
-        run.db.insert("metrics", {"run_id": run.id, "name": name, "value": number, "kind": kind})
+        store.record_metric(run.db, run.id, name, number, kind)
     return value
 
 

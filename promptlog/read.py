@@ -885,6 +885,11 @@ def _summarise(values: list[float], kind: str) -> dict[str, float]:
     return result
 
 
+def make_query_only(conn: Any) -> None:
+    """Refuse every write on ``conn``, a connection someone else opened (the viewer's)."""
+    conn.execute("PRAGMA query_only = 1")
+
+
 def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001
     """Open a log for reading (default: the current log, see ``promptlog path``)."""
     return Log(path)

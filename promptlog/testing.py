@@ -29,6 +29,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._endpoint import OpenAICompatibleEndpoint
 from ._local_model import LocalModelServer, fetch_test_model, find_test_model, model_cache_dir
 from .schemas import schema_from_text
 
@@ -65,7 +66,7 @@ class _Scripted:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(OpenAICompatibleEndpoint):
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint on ``127.0.0.1``, on a free port.
 
     By default every request gets ``reply`` as the assistant message after ``latency``
@@ -78,6 +79,9 @@ class FakeOpenAIServer:
     all); a request asking for another gets a 400 naming ``response_format``, before any
     queued response is used, as llama-cpp-python's server refuses ``json_schema``.
     """
+
+    _served_model = _MODEL
+    _dummy_key = "sk-fake"
 
     def __init__(
         self,
@@ -164,22 +168,6 @@ class FakeOpenAIServer:
         if self._httpd is None:
             raise RuntimeError("FakeOpenAIServer is not started; call start() or use `with`.")
         return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        """What to pass as litellm's ``api_base``, e.g. ``http://127.0.0.1:PORT/v1``."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def model(self) -> str:
-        """A litellm model name that routes to this server's OpenAI-style API."""
-        return f"openai/{_MODEL}"
-
-    @property
-    def bot_kwargs(self) -> dict[str, str]:
-        """What a promptlog bot needs to talk to this server:
-        ``SimpleBot("…", **server.bot_kwargs)``."""
-        return {"model_name": self.model, "api_base": self.base_url, "api_key": "sk-fake"}
 
     # --- scripting and inspection -------------------------------------------
 

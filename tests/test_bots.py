@@ -211,7 +211,7 @@ def test_no_secret_reaches_the_database_file(db_path, fake_openai):
     bot = SimpleBot("s", model_name=fake_openai.model, api_base=fake_openai.base_url,
                     api_key=secret, extra_headers={"Authorization": "Bearer hdr-SECRET-123"},
                     num_retries=0)
-    with pytest.raises(litellm.AuthenticationError):
+    with pytest.raises(promptlog.CredentialsError):  # a rejected key: not retried
         bot("hello")
     bot("hello again")
     mocked = SimpleBot("s", model_name="gpt-4o-mini", api_key=secret, mock_response="fine")

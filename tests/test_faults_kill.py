@@ -37,6 +37,10 @@ def passed(value):
 def size(value):
     return value
 
+@promptlog.prompt("user")
+def ask(index):
+    'Question {{ index }}.'
+
 @experiment
 def work():
     index = promptlog.current_run().execution_index
@@ -50,6 +54,8 @@ def work():
         time.sleep(600)  # still running when the process is killed
     elif mode == "none":
         time.sleep(600)
+    elif mode == "linked":
+        ask(index)  # each run uses a prompt version: its end links them
     score(index / 2)
     passed(index % 2 == 0)
     size(index)
@@ -58,7 +64,7 @@ def work():
 # A first experiment that finishes before the one that is killed.
 Experiment("finished-first", num_executions=20, max_workers=4, quiet=True).run(work)
 print("finished-first done", flush=True)
-runs = {"half": 20, "none": 8, "busy": 200_000, "calls": 2_000}[mode]
+runs = {"half": 20, "none": 8, "busy": 200_000, "calls": 2_000, "linked": 200_000}[mode]
 killed = True
 Experiment("killed", num_executions=runs, max_workers=8, quiet=True).run(work)
 """
@@ -188,6 +194,48 @@ def test_sigkill_in_the_middle_of_bot_calls(db_path, tmp_path, fake_openai):
         "OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = c.run_id)",
     ) == [(0,)]
     assert query(db_path, "SELECT COUNT(*) FROM runs WHERE status = 'running'") == [(0,)]
+
+
+def test_a_run_ends_whole_status_and_prompt_links_together(db_path, tmp_path):
+    """Thousands of tiny runs a second, each using a prompt: at no moment does the
+    file hold a succeeded run without its prompt version links, so a kill at any
+    moment cannot leave one."""
+    script = write_script(tmp_path, CHILD)
+    child = _start(script, db_path, "linked")
+    unlinked = (
+        "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+        "WHERE e.name = 'killed' AND r.status = 'succeeded' "
+        "AND NOT EXISTS (SELECT 1 FROM run_prompt_versions u WHERE u.run_id = r.id)"
+    )
+    seen = []
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "finished-first done"
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and not seen:
+            try:
+                count = query(db_path, unlinked)[0][0]
+            except sqlite3.OperationalError:  # a moment of contention: look again
+                continue
+            if count:
+                seen.append(count)
+                break  # kill at once: the file keeps what a reader just saw
+        assert child.poll() is None, "the child exited before the kill"
+        _kill_and_reopen(db_path, child)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert seen == []
+    assert query(db_path, unlinked) == [(0,)]
+    succeeded = query(
+        db_path,
+        "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+        "WHERE e.name = 'killed' AND r.status = 'succeeded'",
+    )[0][0]
+    assert succeeded > 100
+    assert integrity(db_path) == "ok"
+    _assert_finished_runs_intact(db_path)
 
 
 def _assert_finished_runs_intact(db_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pydantic
 import pytest
@@ -128,3 +129,174 @@ def test_no_secret_in_the_file_when_the_provider_cannot_be_reached(db_path):
     promptlog.flush()
     assert query(db_path, "SELECT status FROM calls") == [("failed",)]
     _assert_no_secret_in(db_path)
+
+
+# --- what an error carries: the run, the exception the caller catches ----------------
+
+ENV_KEY = "sk-envKeyJJJJ9999zz"
+ENV_TOKEN = "envTokenKKKK0000"
+SHORT_KEY = "k3y9Z"
+QUERY_TOKEN = "queryTokLLLL1212"
+MASKED_KEY = "sk-proj-ABCDEFGHzzzzzzzzzzzz4068"
+META_SECRET = "metaSecretMMMM3434"
+META_PASSWORD = "metaPassNNNN5656"
+
+
+def _assert_clean(text: str, secrets: list[str]) -> None:
+    for secret in secrets:
+        assert secret not in text, (secret, text)
+        if len(secret) >= 10:
+            assert secret[:10] not in text and secret[-10:] not in text, (secret, text)
+
+
+def _exception_texts(error: BaseException) -> str:
+    """Everything the caller can read off an exception: its traceback (every chained
+    cause included), and each cause's str, repr, args and message."""
+    import traceback
+
+    parts = ["".join(traceback.format_exception(error))]
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts += [str(current), repr(current), repr(current.args),
+                  str(getattr(current, "message", ""))]
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
+def _run_errors(db_path) -> str:
+    rows = query(db_path, "SELECT error_message, traceback FROM runs WHERE status = 'failed'")
+    assert rows, "no failed run"
+    return "\n".join(f"{message}\n{tb}" for message, tb in rows)
+
+
+def test_an_echoed_key_stays_out_of_the_runs_and_the_exception_raised(db_path, fake_openai):
+    url_with_password = _with_password_in_url(fake_openai.base_url)
+    echoed = (f"Incorrect API key provided: {API_KEY}. Sent Authorization: Bearer {HEADER_TOKEN} "
+              f"to {url_with_password}")
+    fake_openai.enqueue(status=400, body={"error": {"message": echoed}}, times=2)
+    bot = SimpleBot("You answer.", model_name=fake_openai.model, name="keyed", num_retries=0,
+                    api_key=API_KEY, api_base=url_with_password,
+                    extra_headers={"Authorization": f"Bearer {HEADER_TOKEN}"})
+
+    def ask() -> str:
+        return bot("hello").content
+
+    with pytest.raises(promptlog.PromptlogError) as raised:
+        Experiment("echoes", num_executions=2, quiet=True).run(ask)
+    failures = raised.value.failures
+    assert len(failures) == 2
+    assert all("Incorrect API key provided" in str(f) for f in failures)  # still useful
+    promptlog.flush()
+
+    secrets = [API_KEY, HEADER_TOKEN, URL_PASSWORD]
+    _assert_clean(_run_errors(db_path), secrets)
+    for failure in failures:
+        _assert_clean(_exception_texts(failure), secrets)
+    _assert_clean(_exception_texts(raised.value), secrets)
+    assert query(db_path, "SELECT COUNT(*) FROM calls WHERE status = 'failed'") == [(2,)]
+    _assert_no_secret_in(db_path)
+
+
+def test_a_key_read_from_the_environment_is_kept_out_of_the_log(db_path, fake_openai,
+                                                                  monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
+    monkeypatch.setenv("MY_SERVICE_TOKEN", ENV_TOKEN)  # no provider's, but named like a secret
+    echoed = f"Incorrect API key provided: {ENV_KEY}; also saw {ENV_TOKEN}"
+    fake_openai.enqueue(status=400, body={"error": {"message": echoed}}, times=2)
+    fake_openai.enqueue(status=401, body={"error": {"message": echoed}}, times=2)
+    bot = SimpleBot("You answer.", model_name=fake_openai.model, name="from-env", num_retries=0,
+                    api_base=fake_openai.base_url)  # no api_key: litellm reads OPENAI_API_KEY
+
+    for _ in range(2):  # a bad request, then a rejected key
+        with pytest.raises(Exception) as raised:  # noqa: PT011
+            with Experiment("env-key", num_executions=2, quiet=True):
+                bot(f"hello, my token is {ENV_TOKEN}")
+        assert "Incorrect API key provided" in str(raised.value)
+        _assert_clean(_exception_texts(raised.value), [ENV_KEY, ENV_TOKEN])
+    promptlog.flush()
+
+    assert fake_openai.request_headers[0]["authorization"] == f"Bearer {ENV_KEY}"
+    _assert_clean(_run_errors(db_path), [ENV_KEY, ENV_TOKEN])
+    data = file_bytes_with_wal(db_path)
+    for secret in (ENV_KEY, ENV_TOKEN):
+        assert secret.encode() not in data and secret[:10].encode() not in data, secret
+
+
+def test_every_provider_key_variable_litellm_knows_is_named_like_a_secret():
+    import inspect
+
+    import litellm
+
+    from promptlog.redaction import _is_secret_name
+
+    source = inspect.getsource(litellm.validate_environment)
+    names = set(re.findall(r'"([A-Z][A-Z0-9_]*(?:KEY|TOKEN|SECRET)[A-Z0-9_]*)"', source))
+    assert {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"} <= names
+    assert [name for name in names if not _is_secret_name(name)] == []
+    for name in ("api_key", "apiKey", "x-api-key", "Authorization", "aws_session_token",
+                 "vertex_credentials", "client_secret", "WATSONX_APIKEY", "password", "HF_TOKEN"):
+        assert _is_secret_name(name), name
+    for name in ("max_tokens", "input_tokens", "keyword", "author", "model", "temperature"):
+        assert not _is_secret_name(name), name
+
+
+def test_query_tokens_short_keys_and_masked_echoes_stay_out_of_the_calls(db_path, fake_openai):
+    # A token in the api_base's query string: the server's 404 quotes the whole path.
+    in_query = SimpleBot("You answer.", model_name=fake_openai.model, name="in-query",
+                         num_retries=0, api_key="sk-fake",
+                         api_base=f"{fake_openai.base_url}?key={QUERY_TOKEN}")
+    with pytest.raises(Exception, match="Unknown path"):
+        in_query("hello")
+    # A short key, and the masked copy of a key a provider echoes.
+    fake_openai.enqueue(status=400, body={"error": {"message": f"Bad key {SHORT_KEY}."}})
+    fake_openai.enqueue(status=401, body={"error": {
+        "message": "Incorrect API key provided: sk-proj-ABCDEFGH****4068."}})
+    short = SimpleBot("You answer.", model_name=fake_openai.model, name="short",
+                      num_retries=0, api_key=SHORT_KEY, api_base=fake_openai.base_url)
+    masked = SimpleBot("You answer.", model_name=fake_openai.model, name="masked",
+                       num_retries=0, api_key=MASKED_KEY, api_base=fake_openai.base_url)
+    with pytest.raises(Exception, match="Bad key") as bad:
+        short("hello")
+    with pytest.raises(Exception, match="Incorrect API key") as rejected:
+        masked("hello")
+    promptlog.flush()
+
+    errors = "\n".join(e for (e,) in query(db_path, "SELECT error FROM calls"))
+    assert "Unknown path" in errors and "Bad key" in errors and "Incorrect API key" in errors
+    secrets = [QUERY_TOKEN, SHORT_KEY, MASKED_KEY, "sk-proj-ABCDEFGH"]
+    _assert_clean(errors, secrets)
+    _assert_clean(_exception_texts(bad.value) + _exception_texts(rejected.value), secrets)
+    data = file_bytes_with_wal(db_path)
+    for secret in secrets:
+        assert secret.encode() not in data, secret
+
+
+def test_secret_metadata_is_masked_in_the_experiment_and_every_run(db_path):
+    metadata = {
+        "api_key": META_SECRET,
+        "endpoint": {"url": "https://bob:" + META_PASSWORD + "@example.com/v1",
+                     "password": META_PASSWORD},
+        "dataset": "jobs-v2",
+        "max_tokens": 64,
+    }
+
+    def leak() -> None:
+        raise ValueError(f"could not connect with {META_SECRET}")
+
+    with pytest.raises(promptlog.PromptlogError):
+        Experiment("with-metadata", num_executions=3, metadata=metadata, quiet=True).run(leak)
+    promptlog.flush()
+
+    ((stored,),) = query(db_path, "SELECT metadata FROM experiments")
+    stored = json.loads(stored)
+    assert stored["api_key"] == "[REDACTED]" and stored["endpoint"]["password"] == "[REDACTED]"
+    assert stored["endpoint"]["url"] == "https://bob:[REDACTED]@example.com/v1"
+    assert stored["dataset"] == "jobs-v2" and stored["max_tokens"] == 64
+    runs = query(db_path, "SELECT json_extract(hyperparameters, '$.metadata') FROM runs")
+    assert [json.loads(m) for (m,) in runs] == [stored] * 3
+    _assert_clean(_run_errors(db_path), [META_SECRET])
+    data = file_bytes_with_wal(db_path)
+    for secret in (META_SECRET, META_PASSWORD):
+        assert secret.encode() not in data and secret[:10].encode() not in data, secret

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from faults_support import (
     write_script,
 )
 
-from promptlog import Experiment, SimpleBot, experiment, metric, migrations, store
+from promptlog import Experiment, SimpleBot, experiment, metric, store
 from promptlog.errors import (
     DatabaseError,
     NotAPromptlogDatabase,
     SchemaTooNewError,
     WriteError,
 )
+from promptlog.store import migrations
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -72,10 +74,10 @@ def _wait_for_logging_to_resume(timeout: float = 15) -> None:
 # --- a full disk ----------------------------------------------------------------
 
 
-def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_path):
-    _log_experiment("before")
-    # Another program fills the disk: a table of its own takes pages, and the log
-    # may not grow past the pages it has now (SQLite's max_page_count).
+def _fill_the_disk(db_path) -> sqlite3.Connection:
+    """Another program fills the disk: a table of its own takes pages, and the log may
+    not grow past the pages it has now (SQLite's max_page_count). Dropping the
+    returned connection's ``filler`` table makes room again."""
     other = sqlite3.connect(db_path, isolation_level=None, timeout=30)
     other.execute("CREATE TABLE filler (data BLOB)")
     other.execute("INSERT INTO filler VALUES (zeroblob(400000))")
@@ -85,6 +87,12 @@ def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_
         conn.execute(f"PRAGMA max_page_count = {pages}")
 
     store.writer().call(fill_the_disk)
+    return other
+
+
+def test_a_full_disk_is_a_clear_error_and_logging_resumes_once_there_is_room(db_path):
+    _log_experiment("before")
+    other = _fill_the_disk(db_path)
 
     with pytest.raises(WriteError, match="disk is full: free some space"):
         _log_experiment("during", runs=20, size=20_000)
@@ -340,3 +348,126 @@ def test_a_log_of_a_released_schema_opens_and_upgrades_keeping_every_row(fixture
     assert _runs(db_path, "after-upgrade") == [("succeeded", 10, 10)]
     assert integrity(db_path) == "ok"
     assert query(db_path, "PRAGMA foreign_key_check") == []
+
+
+def test_a_read_only_log_of_a_released_schema_can_be_read(db_path, tmp_path):
+    shutil.copyfile(FIXTURES / "schema_m001_m002.db", db_path)
+    db_path.chmod(0o444)
+    before = db_path.read_bytes()
+    script = write_script(
+        tmp_path,
+        """
+        import promptlog
+        log = promptlog.open()
+        print("experiments", len(log.experiments()))
+        print("runs", len(log.runs()))
+        """,
+    )
+    done = run_as_ordinary_user(script, db_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["experiments 3", "runs 8"]
+    assert db_path.read_bytes() == before  # read, never upgraded
+    conn = sqlite3.connect(f"{db_path.as_uri()}?mode=ro", uri=True)
+    assert [name for (name,) in conn.execute("SELECT name FROM _sqlite_migrations")] == (
+        migrations.names()[:2]
+    )
+
+
+# --- the file changes under the process -----------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_log_deleted_or_replaced_while_open_is_a_clear_error(how, db_path):
+    _log_experiment("before")
+    db_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    if how == "replaced":
+        other = sqlite3.connect(db_path)
+        other.execute("CREATE TABLE notes (text TEXT)")
+        other.commit()
+        other.close()
+    with pytest.raises(WriteError, match=f"{db_path}: the file was {how}"):
+        _log_experiment("after")
+    if how == "replaced":  # the other program's file is left as it was
+        with pytest.raises(NotAPromptlogDatabase):
+            _log_experiment("later")
+        assert query(db_path, "SELECT name FROM sqlite_master") == [("notes",)]
+    else:  # logging again starts a new log at the path
+        _log_experiment("later")
+        assert query(db_path, "SELECT name FROM experiments") == [("later",)]
+
+
+# --- memory while the file is locked ----------------------------------------------
+
+
+def test_queued_records_are_bounded_in_bytes_while_the_file_is_locked(db_path):
+    bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("warm up")
+    store.flush()
+    megabyte = "x" * 1_000_000
+    done: list[int] = []
+
+    def log_calls() -> None:
+        for i in range(150):
+            bot(megabyte)
+            done.append(i)
+
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    producer = threading.Thread(target=log_calls)
+    try:
+        producer.start()
+        stalled_at, last = time.monotonic(), -1
+        while time.monotonic() - stalled_at < 3 and producer.is_alive():
+            if len(done) != last:
+                stalled_at, last = time.monotonic(), len(done)
+            time.sleep(0.05)
+        # 64 MB of queued text: the producer waits for the writer from then on.
+        assert 60 <= len(done) <= 70
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        producer.join(timeout=60)
+    store.flush()
+    assert len(done) == 150
+    assert query(db_path, "SELECT COUNT(*) FROM calls") == [(151,)]
+
+
+# --- no provider call while the log cannot be written -----------------------------
+
+
+def test_a_full_disk_stops_a_bot_before_it_calls_the_provider(db_path, monkeypatch):
+    from promptlog.bots import _get_litellm
+
+    litellm = _get_litellm()
+    bot = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("before")
+    store.flush()
+    other = _fill_the_disk(db_path)
+    big = SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok " * 20_000)
+    with pytest.raises(WriteError, match="disk is full"):
+        for _ in range(50):
+            big("fill it")
+            time.sleep(0.01)
+        store.flush()
+
+    completion = litellm.completion
+    replies = []
+
+    def counting(*args, **kwargs):
+        replies.append(1)
+        return completion(*args, **kwargs)
+
+    monkeypatch.setattr(litellm, "completion", counting)
+    for _ in range(100):
+        with pytest.raises(WriteError, match="disk is full"):
+            bot("a question")
+    assert replies == []  # no reply paid for and thrown away
+
+    other.execute("DROP TABLE filler")
+    other.close()
+    _wait_for_logging_to_resume()
+    bot("after")
+    store.flush()
+    assert len(replies) == 1

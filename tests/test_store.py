@@ -58,7 +58,7 @@ def test_a_fresh_and_a_reopened_database_have_the_same_schema(db_path, tmp_path)
     assert migrations == [
         ("promptlog", "m001_prompt_versions_and_calls"),
         ("promptlog", "m002_experiments_runs_metrics"),
-        *[("promptlog", name) for name in promptlog.migrations.names()[2:]],
+        *[("promptlog", name) for name in store.migrations.names()[2:]],
     ]
 
 
@@ -136,12 +136,13 @@ def test_a_read_only_directory_is_a_clear_error():
 def _check_read_only_directory(folder: Path) -> None:
     code = f"""
         import os
+        from pathlib import Path
         from promptlog import store
         from promptlog.errors import DatabaseError
         if os.getuid() == 0:
             os.setgid(65534); os.setuid(65534)  # root may write anywhere: act as nobody
         try:
-            store.writer(store.Path({str(folder / "message_log.db")!r}))
+            store.writer(Path({str(folder / "message_log.db")!r}))
         except DatabaseError as e:
             print("ERROR:", e)
         """
@@ -189,3 +190,49 @@ def test_two_processes_logging_to_one_file_lose_nothing(db_path):
         sqlite3.connect(db_path).execute("SELECT bot_name, COUNT(*) FROM calls GROUP BY bot_name")
     )
     assert counts == {"bot0": 150, "bot1": 150}
+
+
+# --- text SQLite cannot store as it is, and copies of the file ------------------
+
+
+def test_lone_surrogates_are_stored_escaped_and_later_records_are_kept(db_path):
+    bot = promptlog.SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("a \ud800")
+    bot("an unrelated question")  # raised WriteError, and was lost with it
+    exp = promptlog.Experiment("x\udcff", num_executions=2, metadata={"k": "\ud800"}, quiet=True)
+    exp.run(lambda: "\udcff result")
+    promptlog.flush()
+
+    conn = sqlite3.connect(db_path)
+    contents = [
+        row[0]
+        for row in conn.execute(
+            "SELECT json_extract(messages, '$[1].content') FROM calls ORDER BY id"
+        )
+    ]
+    assert contents == ["a \\ud800", "an unrelated question"]
+    assert conn.execute("SELECT name, metadata FROM experiments").fetchall() == [
+        ("x\\udcff", '{"k": "\\\\ud800"}')  # in JSON, the backslash is escaped
+    ]
+    metadata = conn.execute("SELECT json_extract(metadata, '$.k') FROM experiments").fetchone()
+    assert metadata == ("\\ud800",)
+    results = conn.execute("SELECT status, result FROM runs").fetchall()
+    assert results == [("succeeded", '"\\\\udcff result"')] * 2
+
+
+def test_a_copy_of_the_file_alone_holds_an_experiment_that_has_ended(db_path, tmp_path):
+    exp = promptlog.Experiment("copied", num_executions=5, quiet=True)
+    exp.run(lambda: 1)
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db_path.read_bytes())  # the file without its write-ahead log
+    conn = sqlite3.connect(copy)
+    assert conn.execute("SELECT name, status FROM experiments").fetchall() == [
+        ("copied", "succeeded")
+    ]
+    assert conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").fetchone() == (5,)
+
+    bot = promptlog.SimpleBot("You answer.", model_name="gpt-4o-mini", mock_response="ok")
+    bot("hi")
+    promptlog.flush()
+    copy.write_bytes(db_path.read_bytes())
+    assert sqlite3.connect(copy).execute("SELECT COUNT(*) FROM calls").fetchone() == (1,)

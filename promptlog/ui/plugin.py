@@ -78,7 +78,9 @@ def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     # connection, for writable canned queries and plugins, is made query_only
     # too. Only datasette's own in-memory catalogue stays writable.
     if database != "_internal":
-        conn.execute("PRAGMA query_only = 1")
+        from ..read import make_query_only
+
+        make_query_only(conn)
 
 
 @hookimpl

@@ -1,0 +1,66 @@
+"""The database: the only code that speaks SQL.
+
+- :mod:`.ids`: time stamps, ids, the token naming this process;
+- :mod:`.connection`: where the log lives, opening it (checked, migrated), reading
+  it, and the one transaction helper;
+- :mod:`.migrations`: the schema, as named steps recorded in the file;
+- :mod:`.writers`: the one writer thread per file (group commit, back-pressure,
+  errors that reach the user);
+- :mod:`.records`: one typed function per kind of record (``log_call``,
+  ``start_run``, ``finish_run`` …), where each table's columns are known.
+"""
+
+from __future__ import annotations
+
+from . import migrations
+from .connection import (
+    BUSY_TIMEOUT_MS,
+    DB_FILENAME,
+    ENV_VAR,
+    configure,
+    connect_readonly,
+    db_path,
+    open_for_writing,
+    transaction,
+)
+from .ids import new_id, now, process_alive, process_token
+from .prompt_versions import prompt_versions, register_prompt_version
+from .records import (
+    finish_experiment,
+    finish_run,
+    log_call,
+    record_metric,
+    start_experiment,
+    start_run,
+)
+from .writers import BATCH_LIMIT, QUEUE_BYTES, QUEUE_LIMIT, Writer, flush, writer
+
+__all__ = [
+    "BATCH_LIMIT",
+    "BUSY_TIMEOUT_MS",
+    "DB_FILENAME",
+    "ENV_VAR",
+    "QUEUE_BYTES",
+    "QUEUE_LIMIT",
+    "Writer",
+    "configure",
+    "connect_readonly",
+    "db_path",
+    "finish_experiment",
+    "finish_run",
+    "flush",
+    "log_call",
+    "migrations",
+    "new_id",
+    "now",
+    "open_for_writing",
+    "process_alive",
+    "process_token",
+    "prompt_versions",
+    "record_metric",
+    "register_prompt_version",
+    "start_experiment",
+    "start_run",
+    "transaction",
+    "writer",
+]
