@@ -42,6 +42,7 @@ from .context import (
     set_overrides,
 )
 from .errors import KnobError
+from .redaction import _mask
 
 T = TypeVar("T")
 
@@ -380,8 +381,12 @@ def recorded(run: RunContext) -> dict[str, Any]:
     hyperparameters' values (``declared``) and the overrides applied (``overrides``),
     each present only when there are some."""
     found: dict[str, Any] = {}
+    # Values named like secrets (an api_key among a function's options) are masked,
+    # as an experiment's metadata is.
     if run.declared:
-        found["declared"] = jsonable(run.declared, strict=False)
+        found["declared"] = _mask(jsonable(run.declared, strict=False))
     if run.overrides:
-        found["overrides"] = jsonable(run.overrides, strict=False)
+        found["overrides"] = {
+            name: _mask(knobs) for name, knobs in jsonable(run.overrides, strict=False).items()
+        }
     return found

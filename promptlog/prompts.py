@@ -206,6 +206,7 @@ class PromptFunction:
         self._signature = inspect.signature(fn)
         # template text -> its parsed form; the docstring's parsed on first call
         self._templates: dict[str, _Template] = {}
+        self._default: _Template | None = None  # the docstring's, once parsed
         knobs.register(self.name, self, kind="prompt", knobs=("template",), check=self._check)
 
     def _parsed(self, text: str) -> _Template:
@@ -221,7 +222,13 @@ class PromptFunction:
     def _current(self) -> _Template:
         """The template in force: an override's, else the docstring's."""
         overridden = knobs.active(self.name).get("template")
-        return self._parsed(self.template if overridden is None else overridden)
+        if overridden is None:
+            return self._default or self._parse_default()
+        return self._parsed(overridden)
+
+    def _parse_default(self) -> _Template:
+        self._default = self._parsed(self.template)
+        return self._default
 
     def _check(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         """An override's template, normalised as a docstring is, checked for syntax

@@ -314,3 +314,11 @@ def test_saved_overrides_load_in_a_fresh_process_and_render_the_saved_version(
         "{'app.prompts.greet': {'template': 'Hi {{ name }}!'}}",
         "Hi Ada! 2",
     ]
+
+
+def test_a_knob_named_like_a_secret_is_masked_in_the_log():
+    with Experiment("secret-knob", quiet=True) as exp:
+        hyperparameter("knob_api_key", "sk-knob-0123456789abcdef")
+    run_id = promptlog.open().runs(exp.id)["run_id"][0]
+    declared = promptlog.open().run(run_id)["hyperparameters"]["declared"]
+    assert declared == {"knob_api_key": "[REDACTED]"}
