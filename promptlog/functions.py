@@ -108,6 +108,12 @@ class LLMFunction:
                 f"returns (-> str, -> int, -> a pydantic model …), so that the reply can "
                 f"be validated."
             )
+        for parameter in self._signature.parameters.values():
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise FunctionError(
+                    f"Typed function {self.name} takes *{parameter.name}; name each "
+                    f"argument, so that it can be validated and sent."
+                )
         if bot is not None and "model_name" in bot_options:
             raise FunctionError(
                 f"Typed function {self.name} got both bot= and model_name=: pass one."
@@ -410,12 +416,6 @@ class LLMFunction:
             parameters = list(self._signature.parameters.values())
             if self._owner is not None and parameters and not self._skip_first:
                 hints.setdefault(parameters[0].name, self._owner)
-            for parameter in parameters:
-                if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                    raise FunctionError(
-                        f"Typed function {self.name} takes *{parameter.name}; name each "
-                        f"argument, so that it can be validated and sent."
-                    )
             self._generic = _has_typevars(hints)
             self._hints = hints
         return self._hints

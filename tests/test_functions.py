@@ -378,6 +378,10 @@ def test_a_function_needs_a_return_annotation():
         @llm_function(model_name=OFFLINE)
         def nothing(x: int):
             """Do something."""
+    with pytest.raises(FunctionError, match=r"takes \*rest; name each argument"):
+        @llm_function(model_name=OFFLINE)
+        def anything(*rest: int) -> int:
+            """Do something."""
 
 
 # --- versions ---------------------------------------------------------------------------
