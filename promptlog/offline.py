@@ -6,7 +6,8 @@ a key or a network. It is a litellm custom provider, so bots call it like any ot
 A reply is a pure function of the messages, the seed and the response schema: plain chat
 gets a few English sentences about the words of the last user message; a call with
 ``response_format``, or whose prompt gives a JSON schema (as a bot does for a model that
-cannot take one in ``response_format``), gets JSON valid against the schema. Two hooks
+cannot take one in ``response_format``), gets JSON valid against the schema; a request to
+"create 3 …" (make, generate, give, list, return, write) gets a list of 3. Two hooks
 in a user message help test retry logic: ``[offline:invalid-json]`` makes the first
 structured reply of a conversation broken JSON, ``[offline:always-invalid]`` makes every
 reply prose.
