@@ -24,10 +24,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import memory, overhead, parallel, scale, startup, throughput
+from . import functions, memory, overhead, parallel, scale, startup, throughput
 from .common import HERE, ROOT, Figure, Row, Section
 
-BENCHMARKS = ("throughput", "overhead", "parallel", "startup", "scale", "memory")
+BENCHMARKS = ("throughput", "overhead", "parallel", "startup", "scale", "memory", "functions")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                 reps, calls=300 if args.quick else 2_000, threads=32,
                 per_thread=10 if args.quick else 50)),
             ("parallel", lambda: parallel.bench(reps)),
+            ("functions", lambda: functions.bench(reps, calls=300 if args.quick else 2_000)),
         ]
         for name, run in plan:
             if name in chosen:

@@ -17,13 +17,16 @@ _LAZY = {
     "PromptVersion": "prompts",
     "versions": "prompts",
     "SimpleBot": "bots",
+    "llm_function": "functions",
+    "LLMFunction": "functions",
+    "llm_strategy": "strategies",
     "StructuredBot": "bots",
     "Experiment": "experiments",
     "experiment": "experiments",
     "metric": "metrics",
     "current_run": "context",
     "with_current_run": "context",
-    "configure": "store",
+    "configure": "settings",
     "db_path": "store",
     "flush": "store",
     "open": "read",
@@ -33,6 +36,10 @@ _LAZY = {
     "Comparison": "comparisons",
     "diff": "diffs",
     "PromptDiff": "diffs",
+    "overrides": "knobs",
+    "hyperparameter": "knobs",
+    "load_overrides": "knobs",
+    "save_overrides": "knobs",
     # every error promptlog raises on purpose
     "PromptlogError": "errors",
     "DatabaseError": "errors",
@@ -44,11 +51,14 @@ _LAZY = {
     "PromptTemplateError": "errors",
     "PromptNotFoundError": "errors",
     "BotError": "errors",
+    "FunctionError": "errors",
+    "FunctionArgumentError": "errors",
     "StructuredOutputError": "errors",
     "MetricError": "errors",
     "ExperimentError": "errors",
     "ExperimentFailedError": "errors",
     "LocalModelError": "errors",
+    "KnobError": "errors",
     "CredentialsError": "errors",
 }
 
@@ -60,7 +70,11 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Experiment",
     "ExperimentError",
     "ExperimentFailedError",
+    "FunctionArgumentError",
+    "FunctionError",
+    "KnobError",
     "LocalModelError",
+    "LLMFunction",
     "Log",
     "Message",
     "MetricError",
@@ -85,10 +99,16 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "diff",
     "experiment",
     "flush",
+    "hyperparameter",
+    "llm_function",
+    "llm_strategy",
     "load_ipython_extension",
+    "load_overrides",
     "metric",
     "open",
+    "overrides",
     "prompt",
+    "save_overrides",
     "versions",
     "with_current_run",
 ]
@@ -104,6 +124,9 @@ if TYPE_CHECKING:
         DatabaseError,
         ExperimentError,
         ExperimentFailedError,
+        FunctionArgumentError,
+        FunctionError,
+        KnobError,
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
@@ -117,10 +140,14 @@ if TYPE_CHECKING:
         WriteError,
     )
     from .experiments import Experiment, experiment
+    from .functions import LLMFunction, llm_function
+    from .knobs import hyperparameter, load_overrides, overrides, save_overrides
     from .metrics import metric
     from .prompts import Message, PromptVersion, prompt, versions
     from .read import Log, Records, open
-    from .store import configure, db_path, flush
+    from .settings import configure
+    from .store import db_path, flush
+    from .strategies import llm_strategy
 
 
 def __getattr__(name: str) -> Any:

@@ -6,11 +6,12 @@ cost map to the local copy so that import never reaches for the network.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import ModuleType
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -29,9 +30,11 @@ from .redaction import (
     _remember_environment,
     _secrets_in,
 )
-from .schemas import has_finite_instance, schema_instructions
+from .replies import ReplyInvalid as _ReplyInvalid
+from .replies import reply_format
+from .schemas import schema_instructions
 
-ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+ModelT = TypeVar("ModelT")
 _BotT = TypeVar("_BotT", bound="SimpleBot")
 
 # The only litellm arguments that reach the log. Everything else (api_key,
@@ -139,6 +142,57 @@ def _retry_delay(error: BaseException, attempt: int, backoff: float) -> float:
     return backoff * (2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
+class _Request(dict[str, Any]):
+    """A step asks its driver to call the model with these arguments."""
+
+
+class _Pause(float):
+    """A step asks its driver to wait this many seconds."""
+
+
+# A call to a model written once as a generator of steps: it yields _Request and _Pause
+# and gets back the model's response (or its exception, thrown in). _drive runs the
+# steps with litellm.completion and time.sleep, _adrive with acompletion and
+# asyncio.sleep, so that sync and async calls share every rule of retrying and logging.
+Steps = Generator[Any, Any, ModelT]
+
+
+def _drive(steps: Steps[ModelT]) -> ModelT:
+    sent: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.send(sent) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value
+        sent = error = None
+        if isinstance(step, _Pause):
+            time.sleep(step)
+            continue
+        try:
+            sent = _get_litellm().completion(**step)
+        except Exception as raised:
+            error = raised
+
+
+async def _adrive(steps: Steps[ModelT]) -> ModelT:
+    sent: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.send(sent) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value
+        sent = error = None
+        if isinstance(step, _Pause):
+            await asyncio.sleep(step)
+            continue
+        try:
+            sent = await _get_litellm().acompletion(**step)
+        except Exception as raised:
+            error = raised
+
+
 class SimpleBot:
     """A chat bot: a system prompt and a model; call it with messages, get the reply.
 
@@ -222,9 +276,26 @@ class SimpleBot:
     # calling ------------------------------------------------------------------
 
     def __call__(self, *messages: str | Message) -> Message:
+        return _drive(self._reply(messages))
+
+    async def acall(self, *messages: str | Message) -> Message:
+        """The same as calling the bot, awaitable (through ``litellm.acompletion``)."""
+        return await _adrive(self._reply(messages))
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments that make a bot calling the same model the same way."""
+        return {
+            "model_name": self.model_name,
+            "temperature": self.temperature,
+            "num_retries": self.num_retries,
+            "retry_backoff": self.retry_backoff,
+            **self.litellm_kwargs,
+        }
+
+    def _reply(self, messages: tuple[str | Message, ...]) -> Steps[Message]:
         if not messages:
             raise BotError(f"{self.name} was called with no messages: pass at least one.")
-        response = self._complete(self._conversation(messages))
+        response = yield from self._steps(self._conversation(messages))
         return Message(role="assistant", content=response.choices[0].message.content or "")
 
     def _conversation(self, messages: tuple[str | Message, ...]) -> list[Message]:
@@ -238,6 +309,17 @@ class SimpleBot:
         validate: Callable[[Any], Any] | None = None,
         logged: dict[str, Any] | None = None,
     ) -> Any:
+        """Call the model and return its response: see :meth:`_steps`."""
+        return _drive(self._steps(conversation, extra, attempt, validate, logged))
+
+    def _steps(
+        self,
+        conversation: list[Message],
+        extra: dict[str, Any] | None = None,
+        attempt: int = 1,
+        validate: Callable[[Any], Any] | None = None,
+        logged: dict[str, Any] | None = None,
+    ) -> Steps[Any]:
         """Call the model, retrying transient errors, logging each attempt.
 
         ``validate`` turns a reply into a parsed value (or raises); its result is
@@ -245,7 +327,6 @@ class SimpleBot:
         ``logged`` adds parameters to the log that are not sent. An error that ends
         the call is raised with the number of its attempt in ``_promptlog_attempt``.
         """
-        litellm = _get_litellm()
         run = current_run()
         if run is not None:
             run.note_bot(self._key, self.describe)
@@ -269,7 +350,7 @@ class SimpleBot:
             started = store.now()
             clock = time.perf_counter()
             try:
-                response = litellm.completion(
+                response = yield _Request(
                     model=self.model_name,
                     messages=[m.to_dict() for m in conversation],
                     temperature=self.temperature,
@@ -287,7 +368,7 @@ class SimpleBot:
                 if retries < self.num_retries and isinstance(error, _transient_errors()):
                     retries += 1
                     attempt += 1
-                    time.sleep(_retry_delay(error, retries, self.retry_backoff))
+                    yield _Pause(_retry_delay(error, retries, self.retry_backoff))
                     continue
                 error._promptlog_attempt = attempt  # type: ignore[attr-defined]
                 raise
@@ -361,6 +442,10 @@ class SimpleBot:
 class StructuredBot(SimpleBot, Generic[ModelT]):
     """A bot whose replies are validated instances of a pydantic model.
 
+    ``pydantic_model`` may also be any other type pydantic validates: a dataclass or
+    ``TypedDict`` is asked for as a JSON object, anything else (``int``, ``list[str]``,
+    a ``Literal`` …) wrapped in one, ``{"return_value": …}``; the bot returns the value.
+
     On invalid JSON or a validation error the bot asks again with the error fed
     back, up to ``max_retries`` times, then raises
     :class:`~promptlog.errors.StructuredOutputError` carrying every attempt.
@@ -388,14 +473,6 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
         structured_output: StructuredOutput | None = None,
         **litellm_kwargs: Any,
     ):
-        is_model = isinstance(pydantic_model, type) and issubclass(
-            pydantic_model, pydantic.BaseModel
-        )
-        if not is_model:
-            raise BotError(
-                f"StructuredBot needs pydantic_model= a pydantic BaseModel class, "
-                f"not {pydantic_model!r}."
-            )
         if structured_output is not None and structured_output not in STRUCTURED_OUTPUTS:
             raise BotError(
                 f"structured_output={structured_output!r} is not a mode: use one of "
@@ -408,7 +485,7 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
                 "schema is sent, pass structured_output= one of "
                 f"{', '.join(map(repr, STRUCTURED_OUTPUTS))}."
             )
-        self._schema = _json_schema(pydantic_model)
+        self._format = reply_format(pydantic_model)
         super().__init__(
             system_prompt, model_name=model_name, temperature=temperature, name=name,
             **litellm_kwargs,
@@ -420,21 +497,34 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
         self._endpoint = (model_name, _clean_api_base(api_base) if api_base else None)
 
     def describe(self) -> dict[str, Any]:
-        described = {**super().describe(), "pydantic_model": self.pydantic_model.__name__}
+        described = {**super().describe(), "pydantic_model": self._format.name}
         if self.structured_output is not None:
             described["structured_output"] = self.structured_output
         return described
 
     def __call__(self, *messages: str | Message) -> ModelT:  # type: ignore[override]
-        if not messages:
+        return _drive(self._structured(self._conversation(messages)))
+
+    async def acall(self, *messages: str | Message) -> ModelT:  # type: ignore[override]
+        """The same as calling the bot, awaitable (through ``litellm.acompletion``)."""
+        return await _adrive(self._structured(self._conversation(messages)))
+
+    def options(self) -> dict[str, Any]:
+        options = {**super().options(), "max_retries": self.max_retries}
+        if self.structured_output is not None:
+            options["structured_output"] = self.structured_output
+        return options
+
+    def _structured(self, conversation: list[Message]) -> Steps[ModelT]:
+        """Ask until a reply validates, feeding each validation error back."""
+        if len(conversation) < 2:
             raise BotError(f"{self.name} was called with no messages: pass at least one.")
-        conversation = self._conversation(messages)
         attempts: list[tuple[str, str]] = []
         attempt = 1
         for _ in range(self.max_retries + 1):
             try:
-                response = self._complete_structured(conversation, attempt)
-                return response.parsed
+                response = yield from self._structured_step(conversation, attempt)
+                return self._format.unwrap(response.parsed)
             except _ReplyInvalid as invalid:
                 attempts.append((invalid.reply, invalid.error))
                 attempt = invalid.attempt + 1
@@ -443,13 +533,13 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
                     Message("assistant", invalid.reply),
                     Message(
                         "user",
-                        f"That reply did not validate against the {self.pydantic_model.__name__} "
+                        f"That reply did not validate against the {self._format.name} "
                         f"schema:\n{invalid.error}\nReply again with only a JSON object that "
                         f"matches the schema.",
                     ),
                 ]
         raise StructuredOutputError(
-            f"{self.name}: no valid {self.pydantic_model.__name__} after {len(attempts)} "
+            f"{self.name}: no valid {self._format.name} after {len(attempts)} "
             f"attempts; the last error was:\n{attempts[-1][1]}",
             attempts,
         )
@@ -467,14 +557,14 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
             )
         return mode
 
-    def _complete_structured(self, conversation: list[Message], attempt: int) -> Any:
+    def _structured_step(self, conversation: list[Message], attempt: int) -> Steps[Any]:
         """One step: a request in the current mode, and in each later mode in turn
         while the server rejects the ``response_format`` sent."""
         while True:
             mode = self.structured_output_mode()
             extra: dict[str, Any] = {}
             if mode == "json_schema":
-                extra["response_format"] = self.pydantic_model
+                extra["response_format"] = self._format.model
             elif mode == "json_object":
                 extra["response_format"] = {"type": "json_object"}
             sent = conversation
@@ -482,19 +572,21 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
                 # Added to the system prompt, which keeps its prompt version: some chat
                 # templates refuse a second system message.
                 system, *rest = conversation
-                instructions = schema_instructions(self._schema)
+                instructions = schema_instructions(self._format.schema)
                 sent = [
                     Message(system.role, f"{system.content}\n\n{instructions}",
                             system.prompt_version),
                     *rest,
                 ]
             try:
-                return self._complete(
-                    sent,
-                    extra,
-                    attempt=attempt,
-                    validate=self._validate,
-                    logged={"structured_output": mode},
+                return (
+                    yield from self._steps(
+                        sent,
+                        extra,
+                        attempt=attempt,
+                        validate=self._format.validate,
+                        logged={"structured_output": mode},
+                    )
                 )
             except Exception as error:
                 forced = self.structured_output is not None
@@ -503,37 +595,11 @@ class StructuredBot(SimpleBot, Generic[ModelT]):
                 _fall_back(self._endpoint, mode)
                 attempt = getattr(error, "_promptlog_attempt", attempt) + 1
 
-    def _validate(self, response: Any) -> ModelT:
-        text = response.choices[0].message.content or ""
-        try:
-            return self.pydantic_model.model_validate_json(_strip_fences(text))
-        except pydantic.ValidationError as e:
-            raise _ReplyInvalid(text, str(e)) from None
-
-
-class _ReplyInvalid(Exception):
-    """A reply that did not validate; ``attempt`` is set by the attempt that got it."""
-
-    def __init__(self, reply: str, error: str):
-        super().__init__(error)
-        self.reply = reply
-        self.error = error
-        self.attempt = 0
-
 
 def _describe_error(error: BaseException) -> str:
     if isinstance(error, _ReplyInvalid):
         return f"ValidationError: {error.error}"
     return f"{type(error).__name__}: {error}"
-
-
-def _strip_fences(text: str) -> str:
-    """Models often wrap JSON in a Markdown code fence; take what is inside."""
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0]
-    return stripped
 
 
 StructuredOutput = Literal["json_schema", "json_object", "prompt"]
@@ -575,23 +641,6 @@ def _rejects_response_format(error: BaseException) -> bool:
     names it counts too."""
     status = getattr(error, "status_code", None)
     return status in (400, 422, 500) and "response_format" in str(error)
-
-
-def _json_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema, once checked that some reply can validate against it."""
-    try:
-        schema = model.model_json_schema()
-    except pydantic.PydanticUserError as error:
-        raise BotError(
-            f"{model.__name__} has no JSON schema, so no model can be asked for it: {error}"
-        ) from None
-    if not has_finite_instance(schema):
-        raise BotError(
-            f"{model.__name__} has no finite instance: a required field refers back to it "
-            f"with no way to end, so no reply can ever validate. Make the recursive field "
-            f"optional (`Optional[...] = None`) or a list, which may be empty."
-        )
-    return schema
 
 
 def _check_litellm_kwargs(bot_class: str, litellm_kwargs: dict[str, Any]) -> None:

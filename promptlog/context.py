@@ -1,8 +1,9 @@
-"""The current run, carried in a context variable.
+"""The current run and the knob overrides in force, carried in context variables.
 
 Every bot call, rendered prompt and metric looks here to find the run it
-belongs to. Work handed to another thread keeps its run only if it is submitted
-through :func:`with_current_run` (or ``contextvars.copy_context().run``).
+belongs to (and every prompt, for an override of its template). Work handed to
+another thread keeps both only if it is submitted through :func:`with_current_run`
+(or ``contextvars.copy_context().run``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -33,6 +34,8 @@ class RunContext:
         "bots",
         "prompt_version_ids",
         "metrics",
+        "declared",
+        "overrides",
         "result",
         "has_result",
         "_lock",
@@ -46,6 +49,8 @@ class RunContext:
         self.bots: dict[str, dict[str, Any]] = {}
         self.prompt_version_ids: dict[int, str] = {}
         self.metrics: dict[str, float] = {}
+        self.declared: dict[str, Any] = {}  # declared hyperparameter -> value used
+        self.overrides: dict[str, dict[str, Any]] = {}  # prompt or function -> knob -> value
         self.result: Any = None
         self.has_result = False
         self._lock = threading.Lock()
@@ -61,6 +66,20 @@ class RunContext:
         if prompt_version_id not in self.prompt_version_ids:
             with self._lock:
                 self.prompt_version_ids.setdefault(prompt_version_id, name)
+
+    def note_hyperparameter(self, name: str, value: Any) -> None:
+        """Record the value a declared hyperparameter took in this run (the last wins)."""
+        with self._lock:
+            self.declared[name] = value
+
+    def note_overrides(self, name: str, knobs: Mapping[str, Any]) -> None:
+        """Record knob overrides applied to prompt or function ``name`` in this run
+        (merged with those noted before; for one knob the last wins)."""
+        noted = self.overrides.get(name)
+        if noted is not None and all(noted.get(k, noted) is v for k, v in knobs.items()):
+            return  # the common case: the same overrides, applied call after call
+        with self._lock:
+            self.overrides.setdefault(name, {}).update(knobs)
 
     def claim_metric(self, name: str, value: float) -> bool:
         """Keep ``value`` as this run's ``name``; False if the run already has one."""
@@ -91,6 +110,28 @@ def set_current_run(run: RunContext | None) -> contextvars.Token[RunContext | No
 
 def reset_current_run(token: contextvars.Token[RunContext | None]) -> None:
     _current_run.reset(token)
+
+
+# name -> knob -> value: the overrides entered with ``promptlog.overrides`` (merged,
+# the innermost winning); None when there are none, so the common case is one lookup.
+_overrides: contextvars.ContextVar[Mapping[str, Mapping[str, Any]] | None] = (
+    contextvars.ContextVar("promptlog_overrides", default=None)
+)
+
+
+# The knob overrides entered in this context (name -> knob -> value), or None. The
+# variable's own bound method: every prompt call asks, and a wrapper would double it.
+current_overrides: Callable[[], Mapping[str, Mapping[str, Any]] | None] = _overrides.get
+
+
+def set_overrides(
+    layer: Mapping[str, Mapping[str, Any]] | None,
+) -> contextvars.Token[Mapping[str, Mapping[str, Any]] | None]:
+    return _overrides.set(layer)
+
+
+def reset_overrides(token: contextvars.Token[Mapping[str, Mapping[str, Any]] | None]) -> None:
+    _overrides.reset(token)
 
 
 def with_current_run(fn: Callable[P, T]) -> Callable[P, T]:

@@ -51,6 +51,17 @@ class PromptNotFoundError(PromptError, LookupError):
     """No prompt (or prompt version) of that name, number or hash is logged."""
 
 
+# --- typed functions ----------------------------------------------------------
+
+
+class FunctionError(PromptlogError):
+    """A typed function (``@llm_function``) or strategy is defined or called wrongly."""
+
+
+class FunctionArgumentError(FunctionError, TypeError):
+    """An argument of a typed function does not validate against its annotation."""
+
+
 # --- bots -------------------------------------------------------------------
 
 
@@ -80,6 +91,14 @@ class StructuredOutputError(BotError):
     def __init__(self, message: str, attempts: list[tuple[str, str]]):
         super().__init__(message)
         self.attempts = attempts
+
+
+# --- knobs ------------------------------------------------------------------
+
+
+class KnobError(PromptlogError):
+    """An override names an unknown (or ambiguous) prompt, function, knob or
+    hyperparameter, or gives a knob a value it cannot take."""
 
 
 # --- experiments and metrics ------------------------------------------------

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import __version__, store
+from . import __version__, knobs, store
 from .context import RunContext, current_run, reset_current_run, set_current_run
 from .errors import ExperimentError, ExperimentFailedError
 from .redaction import _mask, _redact
@@ -225,8 +225,10 @@ class Experiment:
 
     ``max_workers`` bounds how many executions run at once (default 8);
     ``metadata`` is any JSON-able dict stored with the experiment and each run's
-    hyperparameters; ``progress`` shows a progress bar (default: in a terminal
-    or notebook); ``quiet`` skips the one-line summary printed at the end.
+    hyperparameters; ``overrides`` are knob overrides (as ``promptlog.overrides``
+    takes) in force in every execution and recorded on each run; ``progress``
+    shows a progress bar (default: in a terminal or notebook); ``quiet`` skips the
+    one-line summary printed at the end.
     """
 
     def __init__(
@@ -236,6 +238,7 @@ class Experiment:
         max_workers: int | None = None,
         metadata: dict[str, Any] | None = None,
         *,
+        overrides: dict[Any, Any] | None = None,
         progress: bool | None = None,
         quiet: bool = False,
     ):
@@ -261,6 +264,7 @@ class Experiment:
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         # Stored with the experiment and every run: values named like secrets are masked.
         self.metadata = _mask(dict(metadata or {}))
+        self._overrides = knobs.resolve(overrides) if overrides else None
         self.progress = progress
         self.quiet = quiet
         self.id: str | None = None
@@ -274,6 +278,7 @@ class Experiment:
         self._interrupted = False
         self._run0: Run | None = None
         self._token: Any = None
+        self._knobs_token: Any = None
 
     # public ------------------------------------------------------------------
 
@@ -299,6 +304,8 @@ class Experiment:
         except BaseException:
             self._interrupt()
             raise
+        finally:
+            self._leave_overrides()
         self._close()
         if self.runs and all(run.status == "failed" for run in self.runs):
             first = min(self.runs, key=lambda r: r.execution_index).error
@@ -323,6 +330,7 @@ class Experiment:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         reset_current_run(self._token)
+        self._leave_overrides()
         if self._end_block(exc):
             raise KeyboardInterrupt from None  # the caller's Ctrl-C, not our frames
         return False  # execution 0's exception, if any, propagates
@@ -343,6 +351,7 @@ class Experiment:
             error = e
         finally:
             reset_current_run(token)
+            self._leave_overrides()
         if self._end_block(error):
             raise KeyboardInterrupt from None
         if error is not None:
@@ -425,6 +434,10 @@ class Experiment:
                 f"it again."
             )
         self._db = store.writer()
+        if self._overrides:
+            # Entered in the caller's context before any worker copies it, so that
+            # every execution (and the caller's own pass) runs under them.
+            self._knobs_token = knobs.push(self._overrides)
         self.id = store.new_id()
         self.status = "running"
         store.start_experiment(
@@ -445,6 +458,11 @@ class Experiment:
                 from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
+
+    def _leave_overrides(self) -> None:
+        if self._knobs_token is not None:
+            knobs.pop(self._knobs_token)
+            self._knobs_token = None
 
     def _launch(self, first: int, body: Callable[[], Any]) -> None:
         """Start the workers that run ``body`` as executions ``first`` … N-1.
@@ -494,6 +512,7 @@ class Experiment:
     def _start_run(self, index: int) -> Run:
         assert self._db is not None and self.id is not None
         run = Run(store.new_id(), self.id, index, self._db)
+        knobs.note(run)  # the overrides this execution starts under
         with self._lock:
             self.runs.append(run)
         store.start_run(
@@ -539,6 +558,7 @@ class Experiment:
                     {"id": pv_id, "name": name} for pv_id, name in run.prompt_version_ids.items()
                 ],
                 "metadata": self.metadata,
+                **knobs.recorded(run),
             },
             prompt_version_ids=run.prompt_version_ids,
         )

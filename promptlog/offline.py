@@ -6,7 +6,8 @@ a key or a network. It is a litellm custom provider, so bots call it like any ot
 A reply is a pure function of the messages, the seed and the response schema: plain chat
 gets a few English sentences about the words of the last user message; a call with
 ``response_format``, or whose prompt gives a JSON schema (as a bot does for a model that
-cannot take one in ``response_format``), gets JSON valid against the schema. Two hooks
+cannot take one in ``response_format``), gets JSON valid against the schema; a request to
+"create 3 …" (make, generate, give, list, return, write) gets a list of 3. Two hooks
 in a user message help test retry logic: ``[offline:invalid-json]`` makes the first
 structured reply of a conversation broken JSON, ``[offline:always-invalid]`` makes every
 reply prose.
@@ -62,6 +63,8 @@ _BRIEF_RE = re.compile(r"\b(short|shorter|brief|concise|catchy|succinct|terse|at
 _VERBOSE_RE = re.compile(r"\b(long|longer|detailed|descriptive|elaborate|thorough)\b")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "1": 1, "2": 2, "3": 3, "4": 4}
 _WORD_COUNT_RE = re.compile(r"\b(one|two|three|four|[1-4]) words?\b")
+# "create 3 mock customers": how many items the request asks for (its outermost list).
+_ITEM_COUNT_RE = re.compile(r"\b(?:create|make|generate|give|list|return|write)\s+(\d{1,2})\s")
 _MAX_DEPTH = 6  # from this depth on, recursive schemas stop growing (empty lists, nulls)
 
 _NOUNS = (
@@ -433,6 +436,10 @@ class _Writer:
         self.keyword_share = style.uniform(0.3, 0.8)
         self.keywords = keywords[:12]
         self.root = schema or {}
+        asked = _ITEM_COUNT_RE.search(
+            " ".join(_text(m) for m in messages if m.get("role") == "user").lower()
+        )
+        self.items = int(asked.group(1)) if asked else None  # the outermost list's length
 
     # words and prose
 
@@ -556,6 +563,8 @@ class _Writer:
         high = schema.get("maxItems", max(low, 4))
         if depth >= _MAX_DEPTH:
             count = low
+        elif self.items is not None and low <= self.items <= schema.get("maxItems", 99):
+            count, self.items = self.items, None
         else:
             count = self.rng.randint(min(max(low, 1), high), min(max(low + 1, 3), high))
         items = schema.get("items") or {}

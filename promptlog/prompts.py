@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -28,9 +28,10 @@ import jinja2
 import jinja2.meta
 import jinja2.sandbox
 
-from . import store
+from . import knobs, store
 from .context import current_run
 from .errors import (
+    KnobError,
     PromptError,
     PromptNotFoundError,
     PromptTemplateError,
@@ -145,8 +146,50 @@ def _module_name(fn: Callable[..., Any]) -> str:
     return ".".join(parts)
 
 
+_MAX_TEMPLATES = 64  # parsed templates kept per prompt (its docstring's and overrides')
+
+
+class _Template:
+    """One template text of a prompt, parsed once: its hash, compiled form and the
+    variables it uses."""
+
+    __slots__ = ("text", "hash", "compiled", "variables")
+
+    def __init__(self, prompt_name: str, text: str, role: str):
+        self.text = text
+        self.hash = template_hash(text, role)
+        try:
+            parsed = _jinja.parse(text)
+        except jinja2.TemplateSyntaxError as e:
+            raise PromptTemplateError(
+                f"The template of prompt {prompt_name} has a Jinja syntax error on line "
+                f"{e.lineno}: {e.message}."
+            ) from None
+        self.variables = frozenset(jinja2.meta.find_undeclared_variables(parsed))
+        self.compiled = _jinja.from_string(parsed)  # parsed once, above
+
+    def render(self, prompt_name: str, values: Mapping[str, Any]) -> str:
+        """The text for ``values``, which hold every variable the template uses."""
+        try:
+            return self.compiled.render(values)
+        except jinja2.sandbox.SecurityError as e:
+            raise PromptTemplateError(
+                f"The template of prompt {prompt_name} tried something unsafe and was "
+                f"stopped: {e} Templates may use the values passed to them, filters and "
+                f"tests, but not private attributes (names starting with '_') or Python's "
+                f"internals."
+            ) from None
+        except jinja2.UndefinedError as e:
+            raise PromptVariableError(f"Prompt {prompt_name}: {e.message}.") from None
+
+
 class PromptFunction:
-    """A function whose docstring is a Jinja2 template; calling it renders a message."""
+    """A function whose docstring is a Jinja2 template; calling it renders a message.
+
+    Its one knob is ``template``: inside ``promptlog.overrides({prompt: {"template":
+    text}})`` it renders ``text`` instead of the docstring, logged as a version of
+    this same prompt.
+    """
 
     def __init__(self, fn: Callable[..., Any], role: str, name: str | None = None):
         if not fn.__doc__ or not fn.__doc__.strip():
@@ -161,25 +204,63 @@ class PromptFunction:
         self.template = _normalise_template(fn.__doc__)
         self.hash = template_hash(self.template, role)
         self._signature = inspect.signature(fn)
-        self._compiled: jinja2.Template | None = None
-        self._variables: frozenset[str] = frozenset()
+        # template text -> its parsed form; the docstring's parsed on first call
+        self._templates: dict[str, _Template] = {}
+        self._default: _Template | None = None  # the docstring's, once parsed
+        knobs.register(self.name, self, kind="prompt", knobs=("template",), check=self._check)
 
-    def _compile(self) -> jinja2.Template:
-        if self._compiled is None:
-            try:
-                parsed = _jinja.parse(self.template)
-            except jinja2.TemplateSyntaxError as e:
-                raise PromptTemplateError(
-                    f"The template of prompt {self.name} has a Jinja syntax error on line "
-                    f"{e.lineno}: {e.message}."
-                ) from None
-            self._variables = frozenset(jinja2.meta.find_undeclared_variables(parsed))
-            self._compiled = _jinja.from_string(parsed)  # parsed once, above
-        return self._compiled
+    def _parsed(self, text: str) -> _Template:
+        found = self._templates.get(text)
+        if found is None:
+            found = _Template(self.name, text, self.role)
+            if len(self._templates) >= _MAX_TEMPLATES:
+                # An optimiser may try thousands of templates: keep memory bounded.
+                self._templates.clear()
+            self._templates[text] = found
+        return found
+
+    def _current(self) -> _Template:
+        """The template in force: an override's, else the docstring's."""
+        overridden = knobs.active(self.name).get("template")
+        if overridden is None:
+            return self._default or self._parse_default()
+        return self._parsed(overridden)
+
+    def _parse_default(self) -> _Template:
+        self._default = self._parsed(self.template)
+        return self._default
+
+    def _check(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """An override's template, normalised as a docstring is, checked for syntax
+        and for variables this function does not take."""
+        text = overrides.get("template")
+        if not isinstance(text, str) or not text.strip():
+            raise KnobError(
+                f"The template override of prompt {self.name} must be a non-empty string, "
+                f"not {text!r}."
+            )
+        text = _normalise_template(text)
+        try:
+            template = self._parsed(text)
+        except PromptTemplateError as e:
+            raise KnobError(f"Template override: {e}") from None
+        parameters = self._signature.parameters.values()
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            taken = {p.name for p in parameters if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+            unknown = sorted(template.variables - taken)
+            if unknown:
+                raise KnobError(
+                    f"The template override of prompt {self.name} uses {{{{ {unknown[0]} }}}}, "
+                    f"but {self.fn.__qualname__} takes no parameter {unknown[0]!r}; it takes "
+                    f"{', '.join(sorted(taken)) or 'none'}."
+                )
+        return {**overrides, "template": text}
 
     def render(self, *args: Any, **kwargs: Any) -> str:
         """The rendered text, without registering a version or touching the log."""
-        template = self._compile()
+        return self._render(self._current(), args, kwargs)
+
+    def _render(self, template: _Template, args: Any, kwargs: Any) -> str:
         try:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError as e:
@@ -189,28 +270,19 @@ class PromptFunction:
         for parameter in self._signature.parameters.values():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:
                 values.update(values.pop(parameter.name, {}))
-        missing = sorted(self._variables - values.keys())
+        missing = sorted(template.variables - values.keys())
         if missing:
             raise PromptVariableError(
                 f"Prompt {self.name} uses {{{{ {missing[0]} }}}} but no value named "
                 f"{missing[0]!r} was passed; add it as a parameter of {self.fn.__qualname__} "
                 f"and pass it."
             )
-        try:
-            return template.render(values)
-        except jinja2.sandbox.SecurityError as e:
-            raise PromptTemplateError(
-                f"The template of prompt {self.name} tried something unsafe and was "
-                f"stopped: {e} Templates may use the values passed to them, filters and "
-                f"tests, but not private attributes (names starting with '_') or Python's "
-                f"internals."
-            ) from None
-        except jinja2.UndefinedError as e:
-            raise PromptVariableError(f"Prompt {self.name}: {e.message}.") from None
+        return template.render(self.name, values)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Message:
-        content = self.render(*args, **kwargs)
-        version = _register(self.name, self.role, self.template, self.hash)
+        template = self._current()
+        content = self._render(template, args, kwargs)
+        version = _register(self.name, self.role, template.text, template.hash)
         run = current_run()
         if run is not None:
             run.note_prompt_version(version.id, self.name)
@@ -258,7 +330,8 @@ def prompt(role: Any, *, name: str | None = None) -> Any:
 
 
 def _name_of(prompt_or_name: PromptFunction | str) -> str:
-    return prompt_or_name.name if isinstance(prompt_or_name, PromptFunction) else prompt_or_name
+    """The name of a prompt, given its name or the prompt (or typed function) itself."""
+    return prompt_or_name if isinstance(prompt_or_name, str) else prompt_or_name.name
 
 
 def versions(

@@ -357,8 +357,10 @@ class Log:
     def run_records(self, experiments: str | Iterable[str] | None = None) -> Records:
         """One row per run: identity and status, one column per metric, then the
         run's hyperparameters flattened (the bots' model, temperature and other
-        settings; ``<prompt>_version`` for each prompt it rendered or gave a bot;
-        the experiment's metadata), then timing, result and error."""
+        settings; each declared hyperparameter, by its name; ``<name>.<knob>`` for
+        each other knob overridden; ``<prompt>_version`` for each prompt it
+        rendered or gave a bot; the experiment's metadata), then timing, result
+        and error."""
         ids = self.experiment_ids(experiments)
         records = Records(
             [], [], {"started_at": "time", "result": "json"}, groups=("metrics", "hyperparameters")
@@ -382,10 +384,13 @@ class Log:
         texts = {row[at] for row in found.rows}
         keys = flat.keys(texts)
         prompts = [key for group, key in keys if group == "prompt"]
+        overridden = [key.rsplit(".", 1)[0] for group, key in keys if group == "override"]
         names = []
         for group, key in keys:
             if group == "prompt":
                 key = _version_column(key, prompts)
+            elif group == "override":
+                key = _knob_column(key, overridden)
             names.append(_columns(taken, group, key))
             records.nested[names[-1]] = ("hyperparameters", names[-1])
             if group == "prompt":
@@ -924,6 +929,12 @@ class _Hyperparameters:
             if named is not None:
                 key = ("prompt", named[0])
                 found[key] = max(found.get(key, 0), named[1])
+        for key, value in (data.get("declared") or {}).items():
+            found[("hyperparameter", key)] = _scalar(value)
+        for name, knobs in (data.get("overrides") or {}).items():
+            for knob, value in knobs.items():
+                if knob != "template":  # a template shows as the prompt's version
+                    found[("override", f"{name}.{knob}")] = _scalar(value)
         for key, value in (data.get("metadata") or {}).items():
             found[("metadata", key)] = _scalar(value)
         self._cache[text] = found
@@ -931,9 +942,10 @@ class _Hyperparameters:
 
     def keys(self, texts: Iterable[str | None]) -> list[tuple[str, str]]:
         """The (group, key) pairs of all these runs: model and temperature first,
-        then other bot settings, prompts and metadata keys, each sorted."""
+        then other bot settings, declared hyperparameters, other knobs overridden,
+        prompts and metadata keys, each sorted."""
         found = dict.fromkeys(key for text in texts for key in self.flatten(text))
-        order = {"bot": 0, "prompt": 1, "metadata": 2}
+        order = {"bot": 0, "hyperparameter": 1, "override": 2, "prompt": 3, "metadata": 4}
         return sorted(
             found,
             key=lambda k: (order[k[0]], k != ("bot", "model"), k != ("bot", "temperature"), k[1]),
@@ -947,6 +959,16 @@ class _Hyperparameters:
 def _scalar(value: Any) -> Any:
     """A hyperparameter value fit for one cell: lists and dicts as JSON text."""
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def _knob_column(key: str, names: list[str]) -> str:
+    """``summarise.temperature`` for an overridden knob; the full name where two
+    overridden prompts or functions share the last part."""
+    name, knob = key.rsplit(".", 1)
+    label = short_name(name)
+    if len({other for other in names if short_name(other) == label}) > 1:
+        label = name
+    return f"{label}.{knob}"
 
 
 def _version_column(name: str, names: list[str]) -> str:

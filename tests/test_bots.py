@@ -394,3 +394,31 @@ def test_arguments_after_the_system_prompt_are_keyword_only():
         StructuredBot("s", JobName, "gpt-4o-mini")  # type: ignore[misc]
     with pytest.raises(TypeError, match="model_name"):
         SimpleBot("s")  # type: ignore[call-arg]
+
+
+# --- any type, and awaiting -------------------------------------------------------
+
+
+def test_a_structured_bot_takes_any_type_pydantic_validates(db_path):
+    bot = StructuredBot("You name jobs.", pydantic_model=list[JobName],
+                        model_name="promptlog/offline")
+    names = bot("three names")
+    assert names and all(isinstance(n, JobName) for n in names)
+    (row,) = calls(db_path)
+    assert list(row["response_parsed"]) == ["return_value"]  # travelled wrapped
+    assert bot.describe()["pydantic_model"] == "list[JobName]"
+
+
+def test_acall_awaits_the_same_call_with_the_same_retries_and_log(db_path, fake_openai):
+    import asyncio
+
+    fake_openai.enqueue(status=429, headers={"retry-after": "0"})
+    fake_openai.enqueue(content="{broken")
+    fake_openai.enqueue(content='{"name": "AI Builder", "description": "Builds."}')
+    bot = StructuredBot("You name jobs.", pydantic_model=JobName, **fake_openai.bot_kwargs)
+    assert asyncio.run(bot.acall("name it")).name == "AI Builder"
+    assert [(r["attempt"], r["status"]) for r in calls(db_path)] == [
+        (1, "failed"), (2, "invalid"), (3, "succeeded")
+    ]
+    plain = SimpleBot("You are terse.", model_name="gpt-4o-mini", mock_response="ok")
+    assert asyncio.run(plain.acall("hi")).content == "ok"

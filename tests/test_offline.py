@@ -311,3 +311,13 @@ def test_sixteen_threads_register_and_call_at_once():
     providers = [item["provider"] for item in litellm.custom_provider_map]
     assert providers.count("promptlog") == 1
     assert litellm.model_cost["promptlog/threads"]["input_cost_per_token"] == 0
+
+
+def test_a_request_for_n_items_gets_a_list_of_n():
+    schema = {"type": "object", "properties": {"return_value": {"type": "array",
+              "items": {"type": "string"}}}, "required": ["return_value"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
+    for n in (1, 3, 7):
+        text = offline.reply([{"role": "user", "content": f"Create {n} mock customers."}],
+                     response_format=fmt)
+        assert len(json.loads(text)["return_value"]) == n
