@@ -144,7 +144,7 @@ def hyperparameter(name: str, default: T) -> T:
     run = current_run()
     if run is not None:
         run.note_hyperparameter(name, value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 # --- resolving keys --------------------------------------------------------------

@@ -4,6 +4,8 @@ a context, recorded on every run."""
 from __future__ import annotations
 
 import contextvars
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,9 +13,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import promptlog
 from promptlog import Experiment, KnobError, hyperparameter, metric, overrides, prompt
+from promptlog.cli import cli as main
 from promptlog.knobs import active, register
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +224,19 @@ def test_experiment_overrides_apply_to_a_with_block_and_are_recorded():
         Experiment("bad", overrides={"no_such_prompt": {"template": "x"}})
 
 
+def test_experiment_overrides_apply_to_exp_run_and_end_with_it():
+    exp = Experiment(
+        "tuned-run", num_executions=3, quiet=True, overrides={"knob_namer": {"template": SHORTER}}
+    )
+    assert exp.run(lambda: knob_namer("x").content) == ["Name this plain job: x."] * 3
+    assert knob_namer("x").content.startswith("Give me")
+    cli = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["runs", "tuned-run", "--json"])
+    assert cli.exit_code == 0, cli.output
+    shown = json.loads(cli.output)
+    numbers = {v.template: v.version for v in knob_namer.versions()}
+    assert [run["hyperparameters"]["knob_namer_version"] for run in shown] == [numbers[SHORTER]] * 3
+
+
 def test_overrides_around_an_experiment_reach_its_workers_and_other_knobs_are_columns():
     summarise = Owner("apps.text.knob_summarise")
 
@@ -290,7 +307,7 @@ def test_saved_overrides_load_in_a_fresh_process_and_render_the_saved_version(
             capture_output=True,
             text=True,
             cwd=tmp_path,
-            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
@@ -299,20 +316,29 @@ def test_saved_overrides_load_in_a_fresh_process_and_render_the_saved_version(
     out = run(f"""
         from app.prompts import greet
         print(greet("Ada").prompt_version.version)
-        promptlog.save_overrides({{greet: {{"template": "Hi {{{{ name }}}}!"}},}}, {str(saved)!r})
+        promptlog.hyperparameter("greeting_level", 1)
+        promptlog.save_overrides(
+            {{greet: {{"template": "Hi {{{{ name }}}}!"}}, "greeting_level": 2}}, {str(saved)!r}
+        )
     """)
     assert out == "1"
-    assert promptlog.load_overrides.__module__ == "promptlog.knobs"
     assert '"app.prompts.greet"' in saved.read_text()
     out = run(f"""
         print(promptlog.load_overrides({str(saved)!r}))
         from app.prompts import greet  # defined after loading: applied when defined
         message = greet("Ada")
         print(message.content, message.prompt_version.version)
+        with promptlog.overrides({{"greet": {{"template": "Hey {{{{ name }}}}"}}}}):
+            print(greet("Ada").content)  # a context layer over the loaded base
+        print(greet("Ada").content)
+        print(promptlog.hyperparameter("greeting_level", 1))  # declared after loading
     """)
     assert out.splitlines() == [
-        "{'app.prompts.greet': {'template': 'Hi {{ name }}!'}}",
+        "{'app.prompts.greet': {'template': 'Hi {{ name }}!'}, 'greeting_level': 2}",
         "Hi Ada! 2",
+        "Hey Ada",
+        "Hi Ada!",
+        "2",
     ]
 
 
