@@ -392,7 +392,8 @@ class Writer:
         """Commit a batch in one transaction: rows grouped by table into
         ``executemany`` calls, parents first; the end of a run or experiment
         started in the same batch folded into its row."""
-        self._check_file()
+        if not all(isinstance(item, _Flush | _Close) for item in batch):
+            self._check_file()  # a flush or close alone loses nothing if the file is gone
         if escape:
             batch = [item if isinstance(item, _Task | _Flush | _Close) else escaped(item)
                      for item in batch]
