@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import importlib.util
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -657,3 +658,21 @@ def test_a_typed_function_in_a_class_body_is_a_method_sending_self(db_path):
     assert json.loads(user.split("```")[1]) == {
         "self": {"dish": "soup", "servings": 4}, "budget": 20
     }
+
+
+def test_the_generic_task_runs_example_runs_as_a_script_and_logs_every_call(tmp_path):
+    log = tmp_path / "example.db"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(PROMPTLOG_DB=str(log), PROMPTLOG_MODEL="promptlog/offline")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "task_runs.py")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "next hyperparameters: temperature=" in done.stdout
+    rows = promptlog.open(log).calls().to_dict("records")
+    assert {row["bot_name"] for row in rows} == {
+        "task_runs.Optimizer.reflect",
+        "task_runs.Optimizer.suggest_hyperparameters",
+    }
+    assert all(row["status"] == "succeeded" for row in rows)
