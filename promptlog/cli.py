@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, store
+from . import store
+from ._version import __version__
 from .errors import PromptlogError
 
 if TYPE_CHECKING:

@@ -40,7 +40,8 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import __version__, knobs, store
+from . import knobs, store
+from ._version import __version__
 from .context import RunContext, current_run, reset_current_run, set_current_run
 from .errors import ExperimentError, ExperimentFailedError
 from .redaction import _mask, _redact
