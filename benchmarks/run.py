@@ -24,10 +24,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import functions, memory, overhead, parallel, scale, startup, throughput
+from . import cache, functions, memory, overhead, parallel, scale, startup, throughput
 from .common import HERE, ROOT, Figure, Row, Section
 
-BENCHMARKS = ("throughput", "overhead", "parallel", "startup", "scale", "memory", "functions")
+BENCHMARKS = (
+    "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache"
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                 per_thread=10 if args.quick else 50)),
             ("parallel", lambda: parallel.bench(reps)),
             ("functions", lambda: functions.bench(reps, calls=300 if args.quick else 2_000)),
+            ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
         ]
         for name, run in plan:
             if name in chosen:

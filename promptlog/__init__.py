@@ -27,6 +27,7 @@ _LAZY = {
     "current_run": "context",
     "with_current_run": "context",
     "configure": "settings",
+    "clear_cache": "cache",
     "db_path": "store",
     "flush": "store",
     "open": "read",
@@ -92,6 +93,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "StructuredBot",
     "StructuredOutputError",
     "WriteError",
+    "clear_cache",
     "compare",
     "configure",
     "current_run",
@@ -115,6 +117,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
 
 if TYPE_CHECKING:
     from .bots import SimpleBot, StructuredBot
+    from .cache import clear_cache
     from .comparisons import Comparison, compare
     from .context import current_run, with_current_run
     from .diffs import PromptDiff, diff

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pydantic
 
+from . import cache as _cache
 from . import store
 from .context import RunContext, current_run
 from .credentials import _credentials_error, _is_credentials_error
@@ -33,6 +34,7 @@ from .redaction import (
 from .replies import ReplyInvalid as _ReplyInvalid
 from .replies import reply_format
 from .schemas import schema_instructions
+from .settings import check_cache_mode
 
 ModelT = TypeVar("ModelT")
 _BotT = TypeVar("_BotT", bound="SimpleBot")
@@ -150,6 +152,42 @@ class _Pause(float):
     """A step asks its driver to wait this many seconds."""
 
 
+class _CachedMessage:
+    __slots__ = ("content",)
+
+    def __init__(self, content: str | None):
+        self.content = content
+
+
+class _CachedChoice:
+    __slots__ = ("message",)
+
+    def __init__(self, content: str | None):
+        self.message = _CachedMessage(content)
+
+
+class _CachedUsage:
+    __slots__ = ("prompt_tokens", "completion_tokens")
+
+    def __init__(self, prompt_tokens: int | None, completion_tokens: int | None):
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+
+
+class _CachedResponse:
+    """A reply rebuilt from the response cache: what a bot reads of a litellm
+    response, made anew for each hit (nothing in it is shared with another call)."""
+
+    __slots__ = ("choices", "usage", "saved_cost", "parsed", "_hidden_params")
+
+    def __init__(self, kept: store.cache.CachedReply):
+        self.choices = [_CachedChoice(kept.response_text)]
+        self.usage = _CachedUsage(kept.input_tokens, kept.output_tokens)
+        self.saved_cost = kept.cost
+        self.parsed: Any = None
+        self._hidden_params: dict[str, Any] = {}
+
+
 # A call to a model written once as a generator of steps: it yields _Request and _Pause
 # and gets back the model's response (or its exception, thrown in). _drive runs the
 # steps with litellm.completion and time.sleep, _adrive with acompletion and
@@ -203,6 +241,12 @@ class SimpleBot:
     ``litellm.completion``; only an allow-list of them is logged. A rate limit,
     server error or timeout is retried ``num_retries`` times (default 2) with
     backoff; every attempt is logged.
+
+    ``cache=True`` answers a request asked before (same model, messages, parameters
+    and sample index) from the response cache, with no provider request;
+    ``cache="refresh"`` calls the model and replaces the entry; ``cache=False`` never
+    uses it. Left as None, the experiment's or :func:`promptlog.configure`'s setting
+    applies (off by default). See ``docs/cache.md``.
     """
 
     def __new__(cls: type[_BotT], *args: Any, **kwargs: Any) -> _BotT:
@@ -225,6 +269,7 @@ class SimpleBot:
         name: str | None = None,
         num_retries: int = 2,
         retry_backoff: float = 0.5,
+        cache: bool | Literal["refresh"] | None = None,
         **litellm_kwargs: Any,
     ):
         if not isinstance(model_name, str) or not model_name:
@@ -239,6 +284,9 @@ class SimpleBot:
         self.name = name or type(self).__name__
         self.num_retries = num_retries
         self.retry_backoff = retry_backoff
+        self.cache: bool | Literal["refresh"] | None = check_cache_mode(
+            cache, type(self).__name__, BotError
+        )
         self.litellm_kwargs = litellm_kwargs
         # Any argument that is not logged may hold a secret, and so may api_base
         # (logged without the password and query that an error may quote), and so
@@ -289,6 +337,7 @@ class SimpleBot:
             "temperature": self.temperature,
             "num_retries": self.num_retries,
             "retry_backoff": self.retry_backoff,
+            **({"cache": self.cache} if self.cache is not None else {}),
             **self.litellm_kwargs,
         }
 
@@ -344,6 +393,20 @@ class SimpleBot:
             if name in LOGGED_PARAMETERS
         )
         parameters.update(logged or {})
+        key = None
+        cache_mode = _cache.mode(self.cache)
+        if cache_mode:
+            keyed = parameters
+            if isinstance(kwargs.get("response_format"), type):  # keyed by its schema
+                keyed = {**parameters, "response_format": kwargs["response_format"]}
+            key = _cache.request_key(
+                self.model_name, [(m.role, m.content) for m in conversation], keyed,
+                _cache._sample_index(),
+            )
+            if cache_mode is True:
+                hit = self._cached(run, conversation, parameters, key, attempt, validate)
+                if hit is not None:
+                    return hit
         retries = 0
         while True:
             (run.db if run is not None else store.writer()).check()  # no reply thrown away
@@ -384,8 +447,57 @@ class SimpleBot:
                     raise
             self._log(run, conversation, parameters, response, latency, started, attempt,
                       status="succeeded", parsed=parsed)
+            if key is not None:
+                self._keep(run, key, response, parsed, started)
             response.parsed = parsed
             return response
+
+    def _cached(
+        self,
+        run: RunContext | None,
+        conversation: list[Message],
+        parameters: dict[str, Any],
+        key: str,
+        attempt: int,
+        validate: Callable[[Any], Any] | None,
+    ) -> Any:
+        """The response kept under ``key``, logged as a cached call, or None. A
+        structured reply is validated again, so a hit gives a value of its own."""
+        db = run.db if run is not None else store.writer()
+        started = store.now()
+        clock = time.perf_counter()
+        kept = store.cache.lookup(db, key)
+        if kept is None:
+            return None
+        response = _CachedResponse(kept)
+        parsed = None
+        if validate is not None:
+            try:
+                parsed = validate(response)
+            except _ReplyInvalid:
+                return None  # not a good reply for this format: ask the model
+        self._log(run, conversation, parameters, response, time.perf_counter() - clock,
+                  started, attempt, status="succeeded", parsed=parsed, cached=True)
+        store.record_cache_hit(db, key, started)
+        response.parsed = parsed
+        return response
+
+    def _keep(
+        self, run: RunContext | None, key: str, response: Any, parsed: Any, started: str
+    ) -> None:
+        """Keep a reply that succeeded (and validated) in the response cache."""
+        usage = getattr(response, "usage", None)
+        store.put_cache_entry(
+            run.db if run is not None else store.writer(),
+            key=key,
+            model=self.model_name,
+            response_text=_redact(response.choices[0].message.content, content=True),
+            response_parsed=_parsed_json(parsed),
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            cost=_cost(response),
+            created_at=started,
+        )
 
     def _log(
         self,
@@ -400,8 +512,10 @@ class SimpleBot:
         status: str,
         error: BaseException | None = None,
         parsed: Any = None,
+        cached: bool = False,
     ) -> None:
-        """Queue the ``calls`` row of one attempt: a dict and a queue put, no I/O."""
+        """Queue the ``calls`` row of one attempt: a dict and a queue put, no I/O.
+        A ``cached`` call cost nothing and saved what its reply first cost."""
         text = usage = None
         if response is not None:
             text = response.choices[0].message.content
@@ -425,18 +539,22 @@ class SimpleBot:
                 for m in conversation
             ],
             response_text=_redact(text, content=True),
-            response_parsed=parsed.model_dump(mode="json")
-            if isinstance(parsed, pydantic.BaseModel)
-            else parsed,
+            response_parsed=_parsed_json(parsed),
             input_tokens=getattr(usage, "prompt_tokens", None),
             output_tokens=getattr(usage, "completion_tokens", None),
-            cost=_cost(response) if response is not None else None,
+            cost=0.0 if cached else _cost(response) if response is not None else None,
             latency_s=latency,
             status=status,
             error=_redact(_describe_error(error)) if error else None,
             attempt=attempt,
             created_at=started,
+            cached=cached,
+            saved_cost=response.saved_cost if cached else None,
         )
+
+
+def _parsed_json(parsed: Any) -> Any:
+    return parsed.model_dump(mode="json") if isinstance(parsed, pydantic.BaseModel) else parsed
 
 
 class StructuredBot(SimpleBot, Generic[ModelT]):

@@ -624,6 +624,75 @@ def _write(records: Records, fmt: str, output: Any) -> None:
         writer.writerow(values)
 
 
+# --- the response cache --------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("-m", "--model", help="Only entries of this model.")
+@_limit_option(20, "Show the latest N entries (0 for all).")
+@_json_option
+@click.pass_context
+def cache(ctx: click.Context, model: str | None, limit: int, as_json: bool) -> None:
+    """Show the response cache: its entries, their hits and the cost they saved.
+
+    Each entry is a reply kept for a request (model, messages, parameters and
+    sample index); a call answered from it is logged with cached set. `promptlog
+    cache clear` deletes entries.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    with _open() as log:
+        totals = log.cache_totals(model=model)
+        items = log.cache_records(model=model, limit=limit or None).dicts()
+    if as_json:
+        _echo_json({**totals, "items": items})
+        return
+    if not items:
+        _no_rows("cache entries" + (" of that model" if model else ""))
+        return
+    table = _table("key", "model", "created", "hits", "saved", "reply")
+    for item in items:
+        table.add_row(
+            item["key"].split(":", 1)[-1][:12], _plain(item["model"]),
+            _when(item["created_at"]), str(item["hits"]),
+            f"${item['saved_cost']:,.4f}" if item["saved_cost"] else "-",
+            _plain(_preview(item["response_text"] or "", 40)),
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"{totals['entries']:,} entries, {totals['hits']:,} hits, "
+        f"saved ${totals['saved_cost']:,.4f}"
+    )
+
+
+@cache.command("clear")
+@click.option("--all", "clear_all", is_flag=True, help="Clear every entry.")
+@click.option("--older-than", metavar="DATE",
+              help="Clear entries made before DATE (2025-01-31 or 2025-01-31T12:00, UTC).")
+@click.option("-m", "--model", help="Clear the entries of this model.")
+@_json_option
+def cache_clear(
+    clear_all: bool, older_than: str | None, model: str | None, as_json: bool
+) -> None:
+    """Delete response cache entries: --all, or those --older-than a date and/or
+    of --model. The calls logged stay."""
+    from .cache import clear_cache
+
+    if not (clear_all or older_than or model):
+        raise click.UsageError("Say which entries: --all, --older-than DATE or --model NAME.")
+    if not store.db_path().is_file():
+        raise click.ClickException(f"No promptlog log at {store.db_path()}: nothing to clear.")
+    try:
+        cleared = clear_cache(older_than=older_than, model=model)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--older-than") from None
+    if as_json:
+        _echo_json({"cleared": cleared})
+        return
+    click.echo(f"Cleared {cleared:,} cache {'entry' if cleared == 1 else 'entries'}.")
+
+
 # --- datasette and the demo ----------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,6 +38,7 @@ class RunContext:
         "overrides",
         "result",
         "has_result",
+        "cache",
         "_lock",
     )
 
@@ -53,6 +54,7 @@ class RunContext:
         self.overrides: dict[str, dict[str, Any]] = {}  # prompt or function -> knob -> value
         self.result: Any = None
         self.has_result = False
+        self.cache: bool | Literal["refresh"] | None = None  # the experiment's, if set
         self._lock = threading.Lock()
 
     def note_bot(self, key: str, description: Callable[[], dict[str, Any]]) -> None:

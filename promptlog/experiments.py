@@ -45,6 +45,7 @@ from ._version import __version__
 from .context import RunContext, current_run, reset_current_run, set_current_run
 from .errors import ExperimentError, ExperimentFailedError
 from .redaction import _mask, _redact
+from .settings import check_cache_mode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -229,7 +230,9 @@ class Experiment:
     hyperparameters; ``overrides`` are knob overrides (as ``promptlog.overrides``
     takes) in force in every execution and recorded on each run; ``progress``
     shows a progress bar (default: in a terminal or notebook); ``quiet`` skips the
-    one-line summary printed at the end.
+    one-line summary printed at the end; ``cache`` answers the bots' requests from
+    the response cache (True), or calls the models and replaces the entries
+    ("refresh"), unless a bot sets its own (see ``docs/cache.md``).
     """
 
     def __init__(
@@ -242,6 +245,7 @@ class Experiment:
         overrides: dict[Any, Any] | None = None,
         progress: bool | None = None,
         quiet: bool = False,
+        cache: bool | Literal["refresh"] | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError("An experiment needs a name: Experiment(\"job-names\", ...).")
@@ -268,6 +272,7 @@ class Experiment:
         self._overrides = knobs.resolve(overrides) if overrides else None
         self.progress = progress
         self.quiet = quiet
+        self.cache = check_cache_mode(cache, "Experiment", ExperimentError)
         self.id: str | None = None
         self.status = "new"
         self.runs: list[Run] = []
@@ -513,6 +518,7 @@ class Experiment:
     def _start_run(self, index: int) -> Run:
         assert self._db is not None and self.id is not None
         run = Run(store.new_id(), self.id, index, self._db)
+        run.cache = self.cache
         knobs.note(run)  # the overrides this execution starts under
         with self._lock:
             self.runs.append(run)

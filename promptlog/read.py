@@ -511,7 +511,8 @@ class Log:
             f"SELECT * FROM (SELECT c.id AS call_id, c.run_id, r.experiment_id, "
             f"e.name AS experiment, r.execution_index, c.created_at, c.bot_name, c.bot_class, "
             f"c.model, c.status, c.attempt, c.input_tokens, c.output_tokens, c.cost, "
-            f"c.latency_s, (SELECT group_concat(label, ', ') FROM (SELECT pv.name || ' v' || "
+            f"c.cached, c.saved_cost, c.latency_s, "
+            f"(SELECT group_concat(label, ', ') FROM (SELECT pv.name || ' v' || "
             f"  pv.version AS label FROM call_prompt_versions cpv JOIN prompt_versions pv "
             f"  ON pv.id = cpv.prompt_version_id WHERE cpv.call_id = c.id "
             f"  ORDER BY cpv.position)) AS prompt_versions, "
@@ -524,6 +525,7 @@ class Log:
         )
         found.types = {
             "created_at": "time",
+            "cached": "bool",
             "messages": "json",
             "parameters": "json",
             "response_parsed": "json",
@@ -544,6 +546,33 @@ class Log:
         return self.call_records(
             experiments, run=run, model=model, prompt=prompt, limit=limit
         ).to_pandas()
+
+    # the response cache ----------------------------------------------------------------
+
+    def cache_records(self, *, model: str | None = None, limit: int | None = None) -> Records:
+        """One row per response cache entry, newest first: its key, model, tokens,
+        cost, when it was made, how often it was hit and the cost those hits saved."""
+        where = "WHERE model = ?" if model is not None else ""
+        found = self.fetch(
+            f"SELECT key, model, created_at, hits, last_hit_at, input_tokens, output_tokens, "
+            f"cost, hits * COALESCE(cost, 0) AS saved_cost, response_text "
+            f"FROM cache {where} ORDER BY created_at DESC, key"
+            f"{'' if limit is None else f' LIMIT {int(limit)}'}",
+            [model] if model is not None else [],
+        )
+        found.types = {"created_at": "time", "last_hit_at": "time"}
+        return found
+
+    def cache_totals(self, *, model: str | None = None) -> dict[str, Any]:
+        """How many entries the response cache holds, how many hits they had and the
+        cost the hits saved."""
+        where = "WHERE model = ?" if model is not None else ""
+        row = self.conn.execute(
+            f"SELECT COUNT(*) AS entries, COALESCE(SUM(hits), 0) AS hits, "
+            f"COALESCE(SUM(hits * COALESCE(cost, 0)), 0.0) AS saved_cost FROM cache {where}",
+            [model] if model is not None else [],
+        ).fetchone()
+        return dict(row)
 
     # prompts ---------------------------------------------------------------------------
 

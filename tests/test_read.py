@@ -178,12 +178,12 @@ def test_calls_have_tokens_cost_latency_and_prompt_versions():
     build_prompt_log(runs=2)
     log = promptlog.open()
     frame = log.calls()
-    assert frame.shape == (4, 21)
+    assert frame.shape == (4, 23)
     assert list(frame.columns) == [
         "call_id", "run_id", "experiment_id", "experiment", "execution_index", "created_at",
         "bot_name", "bot_class", "model", "status", "attempt", "input_tokens",
-        "output_tokens", "cost", "latency_s", "prompt_versions", "messages", "parameters",
-        "response_text", "response_parsed", "error",
+        "output_tokens", "cost", "cached", "saved_cost", "latency_s", "prompt_versions",
+        "messages", "parameters", "response_text", "response_parsed", "error",
     ]
     assert set(frame["prompt_versions"]) == {
         "test_read.namer_system v1, reading_logs.namer_user v1",
@@ -193,6 +193,7 @@ def test_calls_have_tokens_cost_latency_and_prompt_versions():
     assert frame["messages"][0][0] == {
         "role": "system", "content": "You name jobs.", "prompt_version_id": 1,
     }
+    assert not frame["cached"].any() and frame["saved_cost"].isna().all()
     assert len(log.calls("names-v2")) == 2
     assert len(log.calls(prompt="namer_user", limit=1)) == 1
     assert log.calls(limit=1)["call_id"][0] == frame["call_id"].iloc[-1]

@@ -7,12 +7,13 @@
 - :mod:`.writers`: the one writer thread per file (group commit, back-pressure,
   errors that reach the user);
 - :mod:`.records`: one typed function per kind of record (``log_call``,
-  ``start_run``, ``finish_run`` …), where each table's columns are known.
+  ``start_run``, ``finish_run`` …), where each table's columns are known;
+- :mod:`.cache`: looking up and clearing the response cache.
 """
 
 from __future__ import annotations
 
-from . import migrations
+from . import cache, migrations
 from .connection import (
     BUSY_TIMEOUT_MS,
     DB_FILENAME,
@@ -29,6 +30,8 @@ from .records import (
     finish_experiment,
     finish_run,
     log_call,
+    put_cache_entry,
+    record_cache_hit,
     record_metric,
     start_experiment,
     start_run,
@@ -49,6 +52,7 @@ __all__ = [
     "finish_experiment",
     "finish_run",
     "flush",
+    "cache",
     "log_call",
     "migrations",
     "new_id",
@@ -57,6 +61,8 @@ __all__ = [
     "process_alive",
     "process_token",
     "prompt_versions",
+    "put_cache_entry",
+    "record_cache_hit",
     "record_metric",
     "register_prompt_version",
     "start_experiment",

@@ -203,3 +203,31 @@ def m003_reading_views(db: Database) -> None:
         GROUP BY pv.id, e.id, m.name
         """,
     )
+
+
+@_migration
+def m005_cache(db: Database) -> None:
+    """The response cache: one row per request and sample index, keyed by a
+    ``sha256:`` hash of what determines the reply (never a credential). A call
+    answered from it is logged with ``cached`` set and the cost it saved."""
+    _run(
+        db,
+        """
+        CREATE TABLE cache (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            response_text TEXT,
+            response_parsed TEXT,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            cost REAL,
+            created_at TEXT NOT NULL,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_hit_at TEXT
+        );
+        CREATE INDEX cache_model ON cache(model);
+        CREATE INDEX cache_created_at ON cache(created_at);
+        ALTER TABLE calls ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE calls ADD COLUMN saved_cost REAL
+        """,
+    )

@@ -201,14 +201,16 @@ class Call:
     error: str | None
     attempt: int
     created_at: str
+    cached: bool
+    saved_cost: float | None
     size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("parameters", "messages", "response_parsed")
     SQL: ClassVar[str] = (
         "INSERT INTO calls (id, run_id, bot_name, bot_class, model, parameters, messages, "
         "response_text, response_parsed, input_tokens, output_tokens, cost, latency_s, "
-        "status, error, attempt, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "status, error, attempt, created_at, cached, saved_cost) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     LINK_SQL: ClassVar[str] = (
         "INSERT INTO call_prompt_versions (call_id, position, prompt_version_id) "
@@ -221,6 +223,7 @@ class Call:
             as_json(self.parameters), as_json(self.messages), self.response_text,
             as_json(self.response_parsed), self.input_tokens, self.output_tokens, self.cost,
             self.latency_s, self.status, self.error, self.attempt, self.created_at,
+            int(self.cached), self.saved_cost,
         )
 
     def links(self) -> list[tuple[Any, ...]]:
@@ -246,7 +249,59 @@ class Metric:
         return (self.run_id, self.name, self.value, self.kind)
 
 
-Record = ExperimentStart | ExperimentEnd | RunStart | RunEnd | Call | Metric
+@dataclass(slots=True)
+class CacheEntry:
+    """A reply kept in the response cache under the hash of its request; a new
+    reply for the same key (``cache="refresh"``) replaces the old one."""
+
+    key: str
+    model: str
+    response_text: str | None
+    response_parsed: Any
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+    created_at: str
+    size: int = 0
+
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("response_parsed",)
+    SQL: ClassVar[str] = (
+        "INSERT INTO cache (key, model, response_text, response_parsed, input_tokens, "
+        "output_tokens, cost, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET model = excluded.model, "
+        "response_text = excluded.response_text, response_parsed = excluded.response_parsed, "
+        "input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, "
+        "cost = excluded.cost, created_at = excluded.created_at, hits = 0, last_hit_at = NULL"
+    )
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            self.key, self.model, self.response_text, as_json(self.response_parsed),
+            self.input_tokens, self.output_tokens, self.cost, self.created_at,
+        )
+
+
+@dataclass(slots=True)
+class CacheHit:
+    """A call answered from the cache entry ``key``."""
+
+    key: str
+    at: str
+    size: int = 0
+
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+    SQL: ClassVar[str] = (
+        "UPDATE cache SET hits = hits + 1, last_hit_at = max(coalesce(last_hit_at, ''), ?) "
+        "WHERE key = ?"
+    )
+
+    def params(self) -> tuple[Any, ...]:
+        return (self.at, self.key)
+
+
+Record = (
+    ExperimentStart | ExperimentEnd | RunStart | RunEnd | Call | Metric | CacheEntry | CacheHit
+)
 
 
 # --- the typed write functions -------------------------------------------------
@@ -324,19 +379,52 @@ def log_call(
     error: str | None,
     attempt: int,
     created_at: str,
+    cached: bool = False,
+    saved_cost: float | None = None,
 ) -> None:
     """One attempt of an LLM call. ``messages`` are dicts of ``role``, ``content``
-    and ``prompt_version_id``; each message's prompt version is linked."""
+    and ``prompt_version_id``; each message's prompt version is linked. A call
+    answered from the response cache is ``cached``, with the ``saved_cost`` of the
+    reply it reused (its own ``cost`` is 0)."""
     size = 200 + 2 * _length(response_text) + _length(error)  # parsed: about the text again
     for message in messages:
         size += _length(message.get("content"))
     writer.put(Call(
         id, run_id, bot_name, bot_class, model, parameters, messages, response_text,
         response_parsed, input_tokens, output_tokens, cost, latency_s, status, error, attempt,
-        created_at, size,
+        created_at, cached, saved_cost, size,
     ))
 
 
 def record_metric(writer: Writer, run_id: str, name: str, value: float, kind: str) -> None:
     """A run's value of the metric ``name`` (``kind``: bool, int or float)."""
     writer.put(Metric(run_id, name, value, kind))
+
+
+def put_cache_entry(
+    writer: Writer,
+    *,
+    key: str,
+    model: str,
+    response_text: str | None,
+    response_parsed: Any,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cost: float | None,
+    created_at: str,
+) -> None:
+    """Keep a reply in the response cache under ``key`` (replacing an older one)."""
+    entry = CacheEntry(
+        key, model, response_text, response_parsed, input_tokens, output_tokens, cost,
+        created_at, 100 + 2 * _length(response_text),
+    )
+    # Seen by a lookup at once, before the writer commits it (see store.cache).
+    pending = getattr(writer, "pending_cache", None)
+    if pending is not None:
+        pending[key] = entry
+    writer.put(entry)
+
+
+def record_cache_hit(writer: Writer, key: str, at: str) -> None:
+    """Count a call answered from the cache entry ``key``."""
+    writer.put(CacheHit(key, at))

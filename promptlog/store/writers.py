@@ -23,6 +23,8 @@ from ..errors import WriteError
 from . import connection
 from .connection import BUSY_TIMEOUT_MS, db_path, open_for_writing, transaction
 from .records import (
+    CacheEntry,
+    CacheHit,
     Call,
     ExperimentEnd,
     ExperimentStart,
@@ -137,6 +139,9 @@ class Writer:
         self._identity: tuple[int, int] = (0, 0)  # the file's (st_dev, st_ino)
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
+        # Cache entries queued and not yet committed, by key: a lookup finds them
+        # here (a dict read, safe across threads) until the writer has written them.
+        self.pending_cache: dict[str, CacheEntry] = {}
         self._thread = threading.Thread(
             target=self._loop, name=f"promptlog-writer:{path.name}", daemon=True
         )
@@ -347,7 +352,10 @@ class Writer:
         flushed = []
         for record in batch:
             size += record.size
-            if isinstance(record, _Flush):
+            if type(record) is CacheEntry:
+                if self.pending_cache.get(record.key) is record:
+                    self.pending_cache.pop(record.key, None)
+            elif isinstance(record, _Flush):
                 flushed.append(record.done)
             elif isinstance(record, _Close):
                 try:
@@ -404,6 +412,8 @@ class Writer:
         run_ends: list[RunEnd] = []  # every run end, for its prompt version links
         run_updates: list[RunEnd] = []  # ends of runs started in an earlier batch
         experiment_updates: list[ExperimentEnd] = []
+        cache_entries: list[CacheEntry] = []
+        cache_hits: list[CacheHit] = []
         for record in batch:
             kind = type(record)
             if kind is Call:
@@ -427,6 +437,10 @@ class Writer:
                     started[1] = record
                 else:
                     experiment_updates.append(record)  # type: ignore[arg-type]
+            elif kind is CacheEntry:
+                cache_entries.append(record)  # type: ignore[arg-type]
+            elif kind is CacheHit:
+                cache_hits.append(record)  # type: ignore[arg-type]
             elif kind is _Task:
                 self._run_task(record)  # type: ignore[arg-type]
         conn = self._conn
@@ -446,6 +460,9 @@ class Writer:
                 write(RunEnd.SQL, [end.params() for end in run_updates])
                 write(RunEnd.LINK_SQL, [link for end in run_ends for link in end.links()])
             write(ExperimentEnd.SQL, [end.params() for end in experiment_updates])
+            # Entries before hits, so that a hit on an entry of the same batch counts.
+            write(CacheEntry.SQL, [entry.params() for entry in cache_entries])
+            write(CacheHit.SQL, [hit.params() for hit in cache_hits])
 
     def _run_task(self, task: _Task) -> None:
         if task.future.done():
