@@ -25,6 +25,8 @@ _LAZY = {
     "experiment": "experiments",
     "metric": "metrics",
     "current_run": "context",
+    "current_input": "context",
+    "evaluate": "evaluation",
     "with_current_run": "context",
     "configure": "settings",
     "db_path": "store",
@@ -94,9 +96,11 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "WriteError",
     "compare",
     "configure",
+    "current_input",
     "current_run",
     "db_path",
     "diff",
+    "evaluate",
     "experiment",
     "flush",
     "hyperparameter",
@@ -116,7 +120,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
 if TYPE_CHECKING:
     from .bots import SimpleBot, StructuredBot
     from .comparisons import Comparison, compare
-    from .context import current_run, with_current_run
+    from .context import current_input, current_run, with_current_run
     from .diffs import PromptDiff, diff
     from .errors import (
         BotError,
@@ -139,6 +143,7 @@ if TYPE_CHECKING:
         StructuredOutputError,
         WriteError,
     )
+    from .evaluation import evaluate
     from .experiments import Experiment, experiment
     from .functions import LLMFunction, llm_function
     from .knobs import hyperparameter, load_overrides, overrides, save_overrides

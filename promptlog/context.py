@@ -38,6 +38,9 @@ class RunContext:
         "overrides",
         "result",
         "has_result",
+        "input",
+        "example_id",
+        "repeat_index",
         "_lock",
     )
 
@@ -53,6 +56,9 @@ class RunContext:
         self.overrides: dict[str, dict[str, Any]] = {}  # prompt or function -> knob -> value
         self.result: Any = None
         self.has_result = False
+        self.input: Any = None  # the example, in an experiment over inputs
+        self.example_id: str | None = None
+        self.repeat_index: int | None = None
         self._lock = threading.Lock()
 
     def note_bot(self, key: str, description: Callable[[], dict[str, Any]]) -> None:
@@ -102,6 +108,13 @@ _current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar
 def current_run() -> RunContext | None:
     """The run this code executes in, or ``None`` outside an experiment."""
     return _current_run.get()
+
+
+def current_input() -> Any:
+    """The example the current run works on, in an experiment over inputs
+    (``Experiment(inputs=...)``); ``None`` elsewhere."""
+    run = _current_run.get()
+    return None if run is None else run.input
 
 
 def set_current_run(run: RunContext | None) -> contextvars.Token[RunContext | None]:

@@ -40,8 +40,14 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import __version__, knobs, store
-from .context import RunContext, current_run, reset_current_run, set_current_run
+from . import __version__, datasets, knobs, store
+from .context import (
+    RunContext,
+    current_input,
+    current_run,
+    reset_current_run,
+    set_current_run,
+)
 from .errors import ExperimentError, ExperimentFailedError
 from .redaction import _mask, _redact
 
@@ -234,16 +240,36 @@ class Experiment:
     def __init__(
         self,
         name: str,
-        num_executions: int = 1,
+        num_executions: int | None = None,
         max_workers: int | None = None,
         metadata: dict[str, Any] | None = None,
         *,
+        inputs: Any = None,
+        repeats: int = 1,
         overrides: dict[Any, Any] | None = None,
         progress: bool | None = None,
         quiet: bool = False,
     ):
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError("An experiment needs a name: Experiment(\"job-names\", ...).")
+        self.examples: list[datasets.Example] | None = None
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ExperimentError(f"repeats must be a whole number of at least 1, not {repeats!r}.")
+        if inputs is not None:
+            if num_executions is not None:
+                raise ExperimentError(
+                    "Give either num_executions or inputs, not both: with inputs an experiment "
+                    "runs each example `repeats` times (len(inputs) × repeats executions)."
+                )
+            self.examples = datasets.examples(inputs)
+            num_executions = len(self.examples) * repeats
+        elif repeats != 1:
+            raise ExperimentError(
+                "repeats counts the runs per example of inputs; without inputs use "
+                "num_executions."
+            )
+        if num_executions is None:
+            num_executions = 1
         if isinstance(num_executions, bool) or not isinstance(num_executions, int) or (
             num_executions < 1
         ):
@@ -261,6 +287,7 @@ class Experiment:
                 raise ExperimentError(f"metadata must be JSON-able: {e}.") from None
         self.name = name
         self.num_executions = num_executions
+        self.repeats = repeats
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         # Stored with the experiment and every run: values named like secrets are masked.
         self.metadata = _mask(dict(metadata or {}))
@@ -291,12 +318,21 @@ class Experiment:
     def failures(self) -> list[Run]:
         return [run for run in self.runs if run.status == "failed"]
 
+    @property
+    def input(self) -> Any:
+        """The current run's example, in an experiment over inputs (None otherwise)."""
+        return current_input()
+
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
         """Call ``fn(*args, **kwargs)`` ``num_executions`` times, concurrently, each
-        call a run; return the results in execution order (None where one failed)."""
+        call a run; return the results in execution order (None where one failed).
+
+        Over inputs, each call gets its run's example: ``fn(**example)`` when ``fn``
+        takes the example's keys as parameters, else ``fn(example)``."""
         self._open()
+        keep = self._call_and_keep if self.examples is None else self._call_on_input
         try:
-            self._launch(0, functools.partial(self._call_and_keep, fn, args, kwargs))
+            self._launch(0, functools.partial(keep, fn, args, kwargs))
             self._wait()
         except KeyboardInterrupt:
             self._interrupt()
@@ -451,6 +487,10 @@ class Experiment:
             process=store.process_token(),
             created_at=store.now(),
         )
+        if self.examples is not None:
+            stamp = store.now()
+            for example in {example.id: example for example in self.examples}.values():
+                store.record_example(self._db, id=example.id, data=example.data, created_at=stamp)
         if _show_progress(self.progress) and self.num_executions > 1:
             with warnings.catch_warnings():
                 # Without ipywidgets tqdm.auto warns, then falls back to a text bar: fine.
@@ -509,10 +549,21 @@ class Experiment:
         if run is not None:
             run.set_result(value)
 
+    def _call_on_input(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        value = datasets.call_with(fn, current_input(), args, kwargs)
+        run = current_run()
+        if run is not None:
+            run.set_result(value)
+
     def _start_run(self, index: int) -> Run:
         assert self._db is not None and self.id is not None
         run = Run(store.new_id(), self.id, index, self._db)
         knobs.note(run)  # the overrides this execution starts under
+        if self.examples is not None:
+            # Example-major: executions 0 … repeats-1 are the first example's repeats.
+            position, run.repeat_index = divmod(index, self.repeats)
+            example = self.examples[position]
+            run.input, run.example_id = example.value, example.id
         with self._lock:
             self.runs.append(run)
         store.start_run(
@@ -522,6 +573,8 @@ class Experiment:
             execution_index=index,
             started_at=run.started_at,
             process=store.process_token(),
+            example_id=run.example_id,
+            repeat_index=run.repeat_index,
         )
         return run
 

@@ -685,6 +685,16 @@ class Log:
             result.append((run_id, index, user))
         return result
 
+    def run_examples(self, experiment_id: str) -> dict[tuple[str, int], str]:
+        """(example id, repeat index) -> run id, for the runs of an experiment over
+        inputs (empty for one without)."""
+        rows = self.conn.execute(
+            "SELECT example_id, repeat_index, id FROM runs "
+            "WHERE experiment_id = ? AND example_id IS NOT NULL ORDER BY execution_index",
+            [experiment_id],
+        ).fetchall()
+        return {(example_id, repeat): run_id for example_id, repeat, run_id in rows}
+
     def metric_values_by_run(
         self, experiment_ids: Iterable[str]
     ) -> dict[str, dict[str, dict[str, float]]]:

@@ -203,3 +203,22 @@ def m003_reading_views(db: Database) -> None:
         GROUP BY pv.id, e.id, m.name
         """,
     )
+
+
+@_migration
+def m004_examples(db: Database) -> None:
+    """Experiments over inputs: examples stored once each, keyed by the hash of
+    their canonical JSON (``sha256:…``), and each run's example and repeat."""
+    _run(
+        db,
+        """
+        CREATE TABLE examples (
+            id TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE runs ADD COLUMN example_id TEXT REFERENCES examples(id);
+        ALTER TABLE runs ADD COLUMN repeat_index INTEGER;
+        CREATE INDEX runs_example_id ON runs(example_id) WHERE example_id IS NOT NULL
+        """,
+    )

@@ -1,0 +1,213 @@
+"""Datasets: experiments over inputs × repeats, examples stored content-addressed,
+comparisons paired by example, metrics taking the example, and evaluate."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pydantic import BaseModel
+
+import promptlog
+from promptlog import Experiment, SimpleBot, metric
+from promptlog.errors import ExperimentError
+
+DATASET = [
+    {"question": "What is 2+2?", "answer": "4"},
+    {"question": "What is 3+3?", "answer": "6"},
+    {"question": "What is 5+5?", "answer": "10"},
+    {"question": "What is 7+7?", "answer": "14"},
+]
+
+
+def query(db_path: Path, sql: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def solve(question: str) -> str:
+    """A deterministic program: right on every question but the last."""
+    a = int(question.split()[2].split("+")[0])
+    return "wrong" if a == 7 else str(2 * a)
+
+
+@metric
+def exact(example, prediction) -> bool:
+    return example["answer"] == prediction
+
+
+def test_four_examples_times_three_repeats_are_twelve_runs_with_example_and_repeat(db_path):
+    seen = []
+    with Experiment("qa", inputs=DATASET, repeats=3, quiet=True) as exp:
+        seen.append(exp.input["question"])
+        reply = solve(exp.input["question"])
+        exact(exp.input, reply)
+
+    assert exp.num_executions == 12 and len(exp.runs) == 12
+    assert sorted(seen) == sorted(example["question"] for example in DATASET for _ in range(3))
+    rows = query(
+        db_path,
+        "SELECT r.execution_index, r.repeat_index, e.data, m.value FROM runs r "
+        "JOIN examples e ON e.id = r.example_id JOIN metrics m ON m.run_id = r.id "
+        "ORDER BY r.execution_index",
+    )
+    assert [(index, repeat) for index, repeat, _, _ in rows] == [
+        (i, i % 3) for i in range(12)
+    ]
+    assert [json.loads(data)["question"] for _, _, data, _ in rows] == [
+        example["question"] for example in DATASET for _ in range(3)
+    ]
+    assert [value for *_, value in rows] == [1.0] * 9 + [0.0] * 3
+    (example_id,) = query(db_path, "SELECT DISTINCT example_id FROM runs WHERE repeat_index = 0 "
+                          "AND execution_index = 0")[0]
+    assert example_id.startswith("sha256:") and len(example_id) == 7 + 64
+
+
+def test_the_current_input_reaches_bots_metrics_and_functions_in_the_run(db_path):
+    @metric
+    def matches(prediction) -> bool:
+        return promptlog.current_input()["answer"] == prediction
+
+    bot = SimpleBot("You answer.", model_name="promptlog/offline")
+
+    def answer(question):
+        bot(question)
+        return solve(question)
+
+    exp = Experiment("qa", inputs=DATASET, repeats=2, quiet=True)
+    results = exp.run(lambda question: matches(answer(question)))
+    assert results == [True] * 6 + [False] * 2
+    assert promptlog.current_input() is None
+    calls = query(db_path, "SELECT COUNT(*), COUNT(DISTINCT run_id) FROM calls")
+    assert calls == [(8, 8)]
+    assert query(db_path, "SELECT SUM(value) FROM metrics WHERE name = 'matches'") == [(6.0,)]
+
+
+def test_run_passes_the_example_whole_when_the_function_does_not_take_its_keys(db_path):
+    exp = Experiment("whole", inputs=DATASET, quiet=True)
+    assert exp.run(lambda example: example["answer"]) == ["4", "6", "10", "14"]
+    exp = Experiment("keys", inputs=DATASET, quiet=True)
+    assert exp.run(lambda question, answer: answer) == ["4", "6", "10", "14"]
+    strings = Experiment("strings", inputs=["a", "bb"], repeats=2, quiet=True)
+    assert strings.run(len) == [1, 1, 2, 2]
+
+
+def test_the_same_example_in_two_experiments_is_one_row(db_path):
+    for name in ("first", "second"):
+        Experiment(name, inputs=DATASET, repeats=2, quiet=True).run(solve)
+    Experiment("third", inputs=DATASET[:1] * 2, quiet=True).run(solve)  # a duplicate inside
+    assert query(db_path, "SELECT COUNT(*) FROM examples") == [(4,)]
+    assert query(db_path, "SELECT COUNT(DISTINCT example_id) FROM runs") == [(4,)]
+    # The key is the example's content, whatever the order of its keys.
+    reordered = [{"answer": e["answer"], "question": e["question"]} for e in DATASET]
+    Experiment("fourth", inputs=reordered, quiet=True).run(solve)
+    assert query(db_path, "SELECT COUNT(*) FROM examples") == [(4,)]
+
+
+def test_a_dataframe_and_pydantic_models_are_inputs(db_path):
+    frame = pd.DataFrame(DATASET).assign(points=[1, 2, 3, 4])
+    exp = Experiment("frame", inputs=frame, quiet=True)
+    assert exp.run(lambda question, points: (solve(question), points)) == [
+        ("4", 1), ("6", 2), ("10", 3), ("wrong", 4),
+    ]
+
+    class QA(BaseModel):
+        question: str
+        answer: str
+
+    models = [QA(**example) for example in DATASET]
+    exp = Experiment("models", inputs=models, repeats=2, quiet=True)
+    results = exp.run(lambda qa: (type(qa).__name__, solve(qa.question) == qa.answer))
+    assert results[0] == ("QA", True) and results[-1] == ("QA", False)
+    # The dict, the row and the model are one example each: the same content.
+    assert query(db_path, "SELECT COUNT(*) FROM examples") == [(8,)]
+    Experiment("dicts", inputs=DATASET, quiet=True).run(solve)
+    assert query(db_path, "SELECT COUNT(*) FROM examples") == [(8,)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"inputs": []}, "inputs is empty"),
+        ({"inputs": {"question": "q"}}, "must be a list of examples"),
+        ({"inputs": [{"when": object()}]}, "Example 0 (dict"),
+        ({"inputs": [{"x": float("nan")}]}, "cannot be stored as JSON"),
+        ({"inputs": DATASET, "repeats": 0}, "repeats must be a whole number"),
+        ({"inputs": DATASET, "repeats": True}, "repeats must be a whole number"),
+        ({"inputs": DATASET, "num_executions": 3}, "either num_executions or inputs"),
+        ({"repeats": 3}, "without inputs use num_executions"),
+    ],
+)
+def test_inputs_are_checked_with_clear_errors(kwargs, message):
+    with pytest.raises(ExperimentError, match=message.replace("(", r"\(")):
+        Experiment("bad", **kwargs)
+
+
+def test_without_inputs_num_executions_keeps_its_meaning(db_path):
+    exp = Experiment("plain", num_executions=3, quiet=True)
+    assert exp.run(lambda: promptlog.current_input()) == [None, None, None]
+    assert exp.input is None
+    assert query(db_path, "SELECT example_id, repeat_index FROM runs") == [(None, None)] * 3
+    assert query(db_path, "SELECT COUNT(*) FROM examples") == [(0,)]
+
+
+def test_compare_pairs_runs_by_example_and_repeat(db_path):
+    def worse(question):
+        return "wrong" if "3+3" in question else solve(question)
+
+    def score(program):
+        def run(question, answer):
+            prediction = program(question)
+            exact({"answer": answer}, prediction)
+            return prediction
+
+        return run
+
+    a = Experiment("a", inputs=DATASET, repeats=2, quiet=True)
+    a.run(score(solve))
+    # B runs the examples in another order: pairing is by example, not by position.
+    b = Experiment("b", inputs=list(reversed(DATASET)), repeats=2, quiet=True)
+    b.run(score(worse))
+    comparison = promptlog.compare(a.id, b.id)
+    assert comparison.pairing == "example"
+    assert "Paired by example: 8" in comparison.note
+    (row,) = comparison.metrics
+    assert (row.mean_a, row.mean_b) == (0.75, 0.5)
+    assert row.difference == pytest.approx(-0.25)
+
+
+def test_a_metric_takes_the_example_and_the_prediction():
+    assert exact({"answer": "4"}, "4") is True  # outside an experiment: validated, returned
+    with pytest.raises(promptlog.MetricError):
+        metric(lambda example, prediction: None)({}, "x")
+
+
+def test_evaluate_returns_the_experiment_and_prints_its_summary(db_path, capsys):
+    def length(prediction):  # a plain function of the prediction alone
+        return len(prediction)
+
+    exp = promptlog.evaluate(solve, DATASET, metrics=[exact, length], repeats=3)
+    assert isinstance(exp, Experiment)
+    assert exp.name == "solve" and exp.status == "succeeded"
+    assert len(exp.runs) == 12
+    assert exp.results[:3] == ["4", "4", "4"]
+    summary = exp.summary()
+    assert summary.loc["exact", "mean"] == pytest.approx(0.75)
+    assert summary.loc["exact", "n"] == 12
+    assert summary.loc["length", "mean"] == pytest.approx((1 + 1 + 2 + 5) / 4)
+    printed = capsys.readouterr().out
+    assert "solve: 12 runs, 12 succeeded, 0 failed" in printed
+    assert "exact" in printed and "ci_low" in printed and "length" in printed
+
+
+def test_evaluate_names_its_experiment_and_needs_a_name_for_a_lambda(db_path):
+    exp = promptlog.evaluate(lambda question: solve(question), DATASET, name="lam", quiet=True)
+    assert exp.name == "lam"
+    with pytest.raises(ExperimentError, match="pass name="):
+        promptlog.evaluate(lambda question: question, DATASET)
