@@ -211,3 +211,80 @@ def test_evaluate_names_its_experiment_and_needs_a_name_for_a_lambda(db_path):
     assert exp.name == "lam"
     with pytest.raises(ExperimentError, match="pass name="):
         promptlog.evaluate(lambda question: question, DATASET)
+
+
+def test_runs_have_the_example_id_repeat_and_fields_as_columns(db_path):
+    exp = Experiment("qa", inputs=DATASET, repeats=2, quiet=True)
+    exp.run(solve)
+    runs = promptlog.open().runs(exp.id)
+    columns = list(runs.columns)
+    at = columns.index("execution_index")
+    assert columns[at + 1 : at + 5] == [
+        "example_id", "repeat_index", "input.answer", "input.question",  # keys sorted
+    ]
+    assert list(runs["repeat_index"]) == [0, 1] * 4
+    assert list(runs["input.question"]) == [e["question"] for e in DATASET for _ in range(2)]
+    assert runs["example_id"].str.startswith("sha256:").all()
+    # Experiments without inputs keep their columns.
+    plain = Experiment("plain", num_executions=2, quiet=True)
+    plain.run(lambda: 1)
+    assert "example_id" not in promptlog.open().runs(plain.id).columns
+
+
+def _scored(name, answers, repeats=2):
+    """An experiment over DATASET whose prediction for each question comes from
+    ``answers`` (a function of the question and the repeat index)."""
+
+    def run(question, answer):
+        prediction = answers(question, promptlog.current_run().repeat_index)
+        exact({"answer": answer}, prediction)
+        return prediction
+
+    exp = Experiment(name, inputs=DATASET, repeats=repeats, quiet=True)
+    exp.run(run)
+    return exp
+
+
+def test_examples_lists_what_got_better_worse_and_flips(db_path):
+    a = _scored("a", lambda q, r: "wrong" if "3+3" in q else solve(q))  # 2+2, 5+5 right
+    # B: 3+3 fixed (better), 5+5 broken (worse), 7+7 right on one repeat of two (flips).
+    b = _scored(
+        "b", lambda q, r: "wrong" if "5+5" in q else ("14" if "7+7" in q and r == 0 else solve(q))
+    )
+    examples = promptlog.open().examples(a.id, b.id).set_index("input.question")
+    assert list(examples.columns[:2]) == ["example_id", "input.answer"]
+    assert examples["exact_change"].to_dict() == {
+        "What is 2+2?": "same", "What is 3+3?": "better", "What is 5+5?": "worse",
+        "What is 7+7?": "better",
+    }
+    assert examples["exact_a"].to_dict() == {
+        "What is 2+2?": 1.0, "What is 3+3?": 0.0, "What is 5+5?": 1.0, "What is 7+7?": 0.0,
+    }
+    assert examples.loc["What is 7+7?", "exact_b"] == 0.5
+    assert examples["exact_flips"].to_dict() == {
+        "What is 2+2?": False, "What is 3+3?": False, "What is 5+5?": False,
+        "What is 7+7?": True,
+    }
+    one = promptlog.open().examples(a.id)
+    assert list(one["exact"]) == [1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(ExperimentError, match="did not run over inputs"):
+        plain = Experiment("plain", quiet=True)
+        plain.run(lambda: 1)
+        promptlog.open().examples(plain.id)
+
+
+def test_cli_compare_by_example(db_path):
+    from click.testing import CliRunner
+
+    from promptlog.cli import cli
+
+    _scored("a", lambda q, r: solve(q))
+    _scored("b", lambda q, r: "wrong" if "2+2" in q else solve(q))
+    result = CliRunner().invoke(cli, ["compare", "a", "b", "--by-example"])
+    assert result.exit_code == 0, result.output
+    assert "What is 2+2?" in result.output and "worse" in result.output
+    assert "same" in result.output and "exact_change" in result.output
+    result = CliRunner().invoke(cli, ["compare", "a", "b", "--by-example", "--json"])
+    rows = json.loads(result.output)
+    assert [row["exact_change"] for row in rows] == ["worse", "same", "same", "same"]
+    assert rows[0]["input"]["question"] == "What is 2+2?"
