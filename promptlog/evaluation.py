@@ -45,6 +45,8 @@ def evaluate(
     metadata: dict[str, Any] | None = None,
     progress: bool | None = None,
     quiet: bool = False,
+    resume: bool = False,
+    retry_failed: bool = True,
 ) -> Experiment:
     """Run ``program`` on each example of ``dataset`` ``repeats`` times, then each
     metric on ``(example, prediction)`` (or on the prediction alone, for a
@@ -52,7 +54,9 @@ def evaluate(
 
     ``program`` is called as ``program(**example)`` when it takes the example's
     keys as parameters, else ``program(example)``. ``name`` defaults to the
-    program's name.
+    program's name. ``resume`` continues the latest evaluation of that name on
+    the same dataset and repeats, running only what is missing or failed (see
+    :class:`Experiment`).
     """
     scorers = [_scorer(fn) for fn in metrics]
     title = name or getattr(program, "__name__", None)
@@ -62,7 +66,7 @@ def evaluate(
         )
     exp = Experiment(
         title, inputs=dataset, repeats=repeats, max_workers=max_workers, metadata=metadata,
-        progress=progress, quiet=quiet,
+        progress=progress, quiet=quiet, resume=resume, retry_failed=retry_failed,
     )
 
     def one(*_: Any, **__: Any) -> Any:  # exp.run hands it the example; taken from the run

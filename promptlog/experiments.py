@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import hashlib
 import json
 import linecache
 import os
@@ -57,6 +58,16 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MAX_WORKERS = 8
+
+
+class _NotLogged:
+    """The writer of a run that is not logged: it drops every record."""
+
+    def put(self, record: Any) -> None:
+        pass
+
+
+_NOT_LOGGED = _NotLogged()
 
 
 def experiment(fn: F) -> F:
@@ -235,6 +246,13 @@ class Experiment:
     takes) in force in every execution and recorded on each run; ``progress``
     shows a progress bar (default: in a terminal or notebook); ``quiet`` skips the
     one-line summary printed at the end.
+
+    ``inputs`` (a list of examples or a DataFrame) runs each example ``repeats``
+    times instead (``len(inputs) × repeats`` executions); ``exp.input`` is the
+    current run's example. ``resume`` continues the latest experiment of this name
+    on the same inputs and repeats (or ``num_executions``): its succeeded runs are
+    kept and only the missing, failed (unless ``retry_failed=False``) or
+    interrupted executions run, under its id.
     """
 
     def __init__(
@@ -246,6 +264,8 @@ class Experiment:
         *,
         inputs: Any = None,
         repeats: int = 1,
+        resume: bool = False,
+        retry_failed: bool = True,
         overrides: dict[Any, Any] | None = None,
         progress: bool | None = None,
         quiet: bool = False,
@@ -288,6 +308,9 @@ class Experiment:
         self.name = name
         self.num_executions = num_executions
         self.repeats = repeats
+        self.resume = resume
+        self.retry_failed = retry_failed
+        self._pending: list[int] | None = None  # resumed: the executions left to run
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         # Stored with the experiment and every run: values named like secrets are masked.
         self.metadata = _mask(dict(metadata or {}))
@@ -400,7 +423,17 @@ class Experiment:
         self._open()
         if code is not None:
             self._launch(1, lambda: exec(code, dict(snapshot)))  # noqa: S102
-        self._run0 = self._start_run(0)
+        if self._pending is None:
+            self._run0 = self._start_run(0)
+        elif self._pending:
+            self._run0 = self._start_run(self._pending[0])
+        else:
+            # Resumed with nothing left to run: the caller's pass still runs the
+            # block (Python gives no way to skip it), on execution 0's example, as a
+            # run that is not logged.
+            self._run0 = Run(store.new_id(), self.id or "", 0, _NOT_LOGGED)
+            self._run0.status = "not logged"
+            self._place(self._run0)
         return set_current_run(self._run0)
 
     def _end_block(self, exc: BaseException | None) -> bool:
@@ -408,7 +441,8 @@ class Experiment:
         True when Ctrl-C interrupted the experiment, for the caller to raise."""
         run0 = self._run0
         assert run0 is not None
-        self._end_run(run0, exc)
+        if run0.db is not _NOT_LOGGED:
+            self._end_run(run0, exc)
         if exc is not None and not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit
             self._interrupt()
             return isinstance(exc, KeyboardInterrupt)
@@ -470,23 +504,30 @@ class Experiment:
                 f"it again."
             )
         self._db = store.writer()
+        inputs = self._inputs_key()
+        resumed = self._take_up(inputs) if self.resume else None
         if self._overrides:
             # Entered in the caller's context before any worker copies it, so that
             # every execution (and the caller's own pass) runs under them.
             self._knobs_token = knobs.push(self._overrides)
-        self.id = store.new_id()
         self.status = "running"
-        store.start_experiment(
-            self._db,
-            id=self.id,
-            name=self.name,
-            num_executions=self.num_executions,
-            max_workers=self.max_workers,
-            metadata=self.metadata,
-            environment=environment(),
-            process=store.process_token(),
-            created_at=store.now(),
-        )
+        if resumed is not None:
+            self.id = resumed.id
+        else:
+            self.id = store.new_id()
+            store.start_experiment(
+                self._db,
+                id=self.id,
+                name=self.name,
+                num_executions=self.num_executions,
+                max_workers=self.max_workers,
+                metadata=self.metadata,
+                environment=environment(),
+                process=store.process_token(),
+                created_at=store.now(),
+                inputs=inputs,
+                repeats=self.repeats if self.examples is not None else None,
+            )
         if self.examples is not None:
             stamp = store.now()
             for example in {example.id: example for example in self.examples}.values():
@@ -497,7 +538,52 @@ class Experiment:
                 warnings.simplefilter("ignore")
                 from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
+            total = self.num_executions if self._pending is None else len(self._pending)
+            self._bar = tqdm(total=total, desc=self.name, unit="run")
+
+    def _inputs_key(self) -> str | None:
+        """What identifies this experiment's inputs: the hash of its examples' ids,
+        in order (None without inputs)."""
+        if self.examples is None:
+            return None
+        ids = "\n".join(example.id for example in self.examples)
+        return "sha256:" + hashlib.sha256(ids.encode()).hexdigest()
+
+    def _take_up(self, inputs: str | None) -> store.Resumed | None:
+        """Resume the latest experiment of this name on the same inputs and repeats:
+        keep its runs that succeeded (and failed, unless ``retry_failed``), and set
+        the executions left to run. Says which in one line."""
+        assert self._db is not None
+        found = self._db.call(functools.partial(
+            store.resume, name=self.name, num_executions=self.num_executions, inputs=inputs,
+            repeats=self.repeats if self.examples is not None else 1,
+            retry_failed=self.retry_failed, process=store.process_token(),
+        ))
+        if found is None:
+            if not self.quiet:
+                print(
+                    f"promptlog: no experiment {self.name!r} with these inputs to resume; "
+                    f"starting a new one",
+                    file=sys.stderr,
+                )
+            return None
+        done = set()
+        for run_id, index, status, result, result_format in found.kept:
+            run = Run(run_id, found.id, index, self._db)
+            run.status = status
+            if result is not None:
+                run.set_result(json.loads(result) if result_format == "json" else result)
+            self._place(run)
+            self.runs.append(run)
+            done.add(index)
+        self._pending = [i for i in range(self.num_executions) if i not in done]
+        if not self.quiet:
+            print(
+                f"promptlog: resuming experiment {self.name!r} {found.id}: {len(done)} of "
+                f"{self.num_executions} runs kept, {len(self._pending)} to run",
+                file=sys.stderr,
+            )
+        return found
 
     def _leave_overrides(self) -> None:
         if self._knobs_token is not None:
@@ -505,14 +591,16 @@ class Experiment:
             self._knobs_token = None
 
     def _launch(self, first: int, body: Callable[[], Any]) -> None:
-        """Start the workers that run ``body`` as executions ``first`` … N-1.
+        """Start the workers that run ``body`` as executions ``first`` … N-1 (of a
+        resumed experiment: as the executions left to run, from the ``first``-th).
 
         Each worker takes the next execution index until none is left (or Ctrl-C),
         so an experiment of 100,000 executions holds a handful of futures, not
         100,000. Workers start in a copy of the caller's context; each execution
         runs in a copy of that, in which :meth:`_execute` sets its run.
         """
-        indexes = iter(range(first, self.num_executions))
+        todo = range(self.num_executions) if self._pending is None else self._pending
+        indexes = iter(todo[first:])
         take = threading.Lock()
 
         def work() -> None:
@@ -523,7 +611,7 @@ class Experiment:
                     return
                 copy_context().run(self._execute, index, body)
 
-        workers = min(self.max_workers, self.num_executions - first)
+        workers = min(self.max_workers, len(todo) - first)
         if workers < 1:
             return
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
@@ -555,15 +643,20 @@ class Experiment:
         if run is not None:
             run.set_result(value)
 
+    def _place(self, run: Run) -> None:
+        """Set the run's example and repeat from its execution index. Example-major:
+        executions 0 … repeats-1 are the first example's repeats."""
+        if self.examples is not None:
+            position, run.repeat_index = divmod(run.execution_index, self.repeats)
+            example = self.examples[position]
+            run.input, run.example_id = example.value, example.id
+
     def _start_run(self, index: int) -> Run:
         assert self._db is not None and self.id is not None
         run = Run(store.new_id(), self.id, index, self._db)
         knobs.note(run)  # the overrides this execution starts under
         if self.examples is not None:
-            # Example-major: executions 0 … repeats-1 are the first example's repeats.
-            position, run.repeat_index = divmod(index, self.repeats)
-            example = self.examples[position]
-            run.input, run.example_id = example.value, example.id
+            self._place(run)
         with self._lock:
             self.runs.append(run)
         store.start_run(

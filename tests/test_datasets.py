@@ -288,3 +288,169 @@ def test_cli_compare_by_example(db_path):
     rows = json.loads(result.output)
     assert [row["exact_change"] for row in rows] == ["worse", "same", "same", "same"]
     assert rows[0]["input"]["question"] == "What is 2+2?"
+
+
+# --- resume ---------------------------------------------------------------------
+
+
+def _flaky(failing: set[str]):
+    """A program that fails on the questions in ``failing``, else answers right."""
+
+    def program(question, answer):
+        if question in failing:
+            raise RuntimeError(f"flaky on {question}")
+        exact({"answer": answer}, solve(question))
+        return solve(question)
+
+    return program
+
+
+def _succeeded_per_execution(db_path, experiment_id):
+    return query(
+        db_path,
+        "SELECT example_id, repeat_index, COUNT(*) FROM runs "
+        "WHERE experiment_id = ? AND status = 'succeeded' GROUP BY example_id, repeat_index",
+        [experiment_id],
+    )
+
+
+def test_resume_runs_only_what_failed_under_the_same_experiment(db_path, capsys):
+    first = Experiment("qa", inputs=DATASET, repeats=3, quiet=True)
+    first.run(_flaky({"What is 3+3?"}))
+    assert len(first.failures) == 3
+
+    calls = []
+
+    def program(question, answer):
+        calls.append(question)
+        return _flaky(set())(question, answer)
+
+    again = Experiment("qa", inputs=DATASET, repeats=3, resume=True)
+    results = again.run(program)
+    assert again.id == first.id
+    assert calls == ["What is 3+3?"] * 3  # only the failed executions ran again
+    assert results == ["4", "4", "4", "6", "6", "6", "10", "10", "10", "wrong", "wrong", "wrong"]
+    said = capsys.readouterr().err
+    assert f"resuming experiment 'qa' {first.id}: 9 of 12 runs kept, 3 to run" in said
+    assert again.status == "succeeded"
+    rows = _succeeded_per_execution(db_path, first.id)
+    assert len(rows) == 12 and all(count == 1 for *_, count in rows)
+    assert query(db_path, "SELECT COUNT(*) FROM runs") == [(12,)]
+    assert query(db_path, "SELECT status FROM experiments") == [("succeeded",)]
+    assert promptlog.open().summary(first.id).loc["exact", "n"] == 12
+
+
+def test_resume_with_retry_failed_false_keeps_failed_runs(db_path):
+    first = Experiment("qa", inputs=DATASET, quiet=True)
+    first.run(_flaky({"What is 2+2?"}))
+    again = Experiment("qa", inputs=DATASET, resume=True, retry_failed=False, quiet=True)
+    ran = []
+    again.run(lambda question: ran.append(question))
+    assert ran == [] and again.id == first.id
+    assert query(db_path, "SELECT COUNT(*) FROM runs WHERE status = 'failed'") == [(1,)]
+
+
+def test_resume_without_a_match_starts_a_new_experiment_and_says_so(db_path, capsys):
+    Experiment("qa", inputs=DATASET, quiet=True).run(solve)
+    other = Experiment("qa", inputs=DATASET[:2], resume=True)  # other inputs
+    other.run(solve)
+    assert "starting a new one" in capsys.readouterr().err
+    repeated = Experiment("qa", inputs=DATASET, repeats=2, resume=True, quiet=True)
+    repeated.run(solve)  # other repeats
+    assert len({other.id, repeated.id}) == 2
+    assert query(db_path, "SELECT COUNT(*) FROM experiments") == [(3,)]
+
+
+def test_resume_a_with_block_and_evaluate(db_path):
+    first = Experiment("block", inputs=DATASET, repeats=2, quiet=True)
+    first.run(_flaky({"What is 5+5?", "What is 7+7?"}))
+    seen = []
+    with Experiment("block", inputs=DATASET, repeats=2, resume=True, quiet=True) as exp:
+        seen.append(exp.input["question"])
+        exact(exp.input, solve(exp.input["question"]))
+    assert exp.id == first.id
+    assert sorted(seen) == ["What is 5+5?"] * 2 + ["What is 7+7?"] * 2
+    assert len(_succeeded_per_execution(db_path, first.id)) == 8
+    # Nothing left: the block's own pass runs once more, unlogged.
+    with Experiment("block", inputs=DATASET, repeats=2, resume=True, quiet=True) as done:
+        exact(done.input, solve(done.input["question"]))
+    assert done.id == first.id
+    assert query(db_path, "SELECT COUNT(*) FROM runs") == [(8,)]
+    assert query(db_path, "SELECT COUNT(*) FROM metrics") == [(8,)]
+
+    evaluated = promptlog.evaluate(solve, DATASET, metrics=[exact], name="ev", quiet=True)
+    again = promptlog.evaluate(
+        solve, DATASET, metrics=[exact], name="ev", quiet=True, resume=True
+    )
+    assert again.id == evaluated.id
+    assert query(db_path, "SELECT COUNT(*) FROM runs WHERE experiment_id = ?", [again.id]) == [
+        (4,)
+    ]
+
+
+def test_resume_after_sigkill_completes_with_one_succeeded_run_each(db_path, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from faults_support import child_env, write_script
+
+    script = write_script(
+        tmp_path,
+        f"""
+        import time
+        from promptlog import Experiment
+        dataset = {DATASET!r} * 5  # 20 examples
+        def slow(question, answer):
+            time.sleep(0.05)
+            return answer
+        Experiment("killed", inputs=dataset, repeats=3, max_workers=4, quiet=True).run(slow)
+        """,
+    )
+    child = subprocess.Popen([sys.executable, str(script)], env=child_env(db_path))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                done = query(db_path, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'")
+            except sqlite3.OperationalError:
+                done = [(0,)]
+            if done[0][0] >= 5:
+                break
+            assert child.poll() is None, "the child ended before it was killed"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    before = query(db_path, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'")[0][0]
+    assert 5 <= before < 60
+    resumed = Experiment("killed", inputs=DATASET * 5, repeats=3, resume=True, quiet=True)
+    resumed.run(lambda question, answer: answer)
+    assert resumed.status == "succeeded"
+    (experiment_id,) = query(db_path, "SELECT id FROM experiments")[0]
+    assert resumed.id == experiment_id
+    rows = query(
+        db_path,
+        "SELECT execution_index, COUNT(*) FROM runs WHERE status = 'succeeded' "
+        "GROUP BY execution_index",
+    )
+    assert [index for index, _ in rows] == list(range(60))
+    assert all(count == 1 for _, count in rows)
+    assert query(db_path, "SELECT COUNT(*) FROM runs") == [(60,)]
+
+
+def test_the_experiment_magic_takes_resume(db_path):
+    from promptlog.notebook import parse_line
+
+    assert parse_line("qa -n 3 --resume")["resume"] is True
+    assert "resume" not in parse_line("qa -n 3")
+    first = Experiment("magic", num_executions=3, quiet=True)
+    first.run(lambda: 1)
+    again = Experiment(**parse_line("magic -n 3 --resume"), quiet=True)
+    ran = []
+    again.run_code("ran.append(1)", {"ran": ran})
+    assert again.id == first.id and ran == [1]  # nothing left: the pass runs unlogged
+    assert query(db_path, "SELECT COUNT(*) FROM runs") == [(3,)]

@@ -34,6 +34,7 @@ from .records import (
     start_experiment,
     start_run,
 )
+from .resume import Resumed, resume
 from .writers import BATCH_LIMIT, QUEUE_BYTES, QUEUE_LIMIT, Writer, flush, writer
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "process_token",
     "prompt_versions",
     "record_example",
+    "Resumed",
+    "resume",
     "record_metric",
     "register_prompt_version",
     "start_experiment",

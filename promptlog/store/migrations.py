@@ -222,3 +222,16 @@ def m004_examples(db: Database) -> None:
         CREATE INDEX runs_example_id ON runs(example_id) WHERE example_id IS NOT NULL
         """,
     )
+
+
+@_migration
+def m005_experiment_inputs(db: Database) -> None:
+    """What an experiment runs on, so that a later one can resume it: the hash of
+    its examples' ids in order (NULL without inputs) and its repeats."""
+    _run(
+        db,
+        """
+        ALTER TABLE experiments ADD COLUMN inputs TEXT;
+        ALTER TABLE experiments ADD COLUMN repeats INTEGER
+        """,
+    )

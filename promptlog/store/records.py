@@ -80,12 +80,15 @@ class ExperimentStart:
     environment: Any
     process: str
     created_at: str
+    inputs: str | None = None
+    repeats: int | None = None
     size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "environment")
     SQL: ClassVar[str] = (
         "INSERT INTO experiments (id, name, status, num_executions, max_workers, metadata, "
-        "environment, process, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "environment, process, created_at, finished_at, inputs, repeats) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def params(self, end: ExperimentEnd | None) -> tuple[Any, ...]:
@@ -93,7 +96,7 @@ class ExperimentStart:
         return (
             self.id, self.name, end.status if end else "running", self.num_executions,
             self.max_workers, as_json(self.metadata), as_json(self.environment), self.process,
-            self.created_at, end.finished_at if end else None,
+            self.created_at, end.finished_at if end else None, self.inputs, self.repeats,
         )
 
 
@@ -285,10 +288,13 @@ def start_experiment(
     environment: Any,
     process: str,
     created_at: str,
+    inputs: str | None = None,
+    repeats: int | None = None,
 ) -> None:
-    """An experiment begins (status ``running``)."""
+    """An experiment begins (status ``running``); ``inputs`` is the hash of its
+    examples' ids in order, for an experiment over inputs."""
     writer.put(ExperimentStart(id, name, num_executions, max_workers, metadata, environment,
-                               process, created_at, 100 + len(name)))
+                               process, created_at, inputs, repeats, 100 + len(name)))
 
 
 def finish_experiment(writer: Writer, id: str, *, status: str, finished_at: str) -> None:
