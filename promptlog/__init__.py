@@ -25,6 +25,8 @@ _LAZY = {
     "experiment": "experiments",
     "metric": "metrics",
     "current_run": "context",
+    "current_input": "context",
+    "evaluate": "evaluation",
     "with_current_run": "context",
     "configure": "settings",
     "clear_cache": "cache",
@@ -96,9 +98,11 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "clear_cache",
     "compare",
     "configure",
+    "current_input",
     "current_run",
     "db_path",
     "diff",
+    "evaluate",
     "experiment",
     "flush",
     "hyperparameter",
@@ -119,7 +123,7 @@ if TYPE_CHECKING:
     from .bots import SimpleBot, StructuredBot
     from .cache import clear_cache
     from .comparisons import Comparison, compare
-    from .context import current_run, with_current_run
+    from .context import current_input, current_run, with_current_run
     from .diffs import PromptDiff, diff
     from .errors import (
         BotError,
@@ -142,6 +146,7 @@ if TYPE_CHECKING:
         StructuredOutputError,
         WriteError,
     )
+    from .evaluation import evaluate
     from .experiments import Experiment, experiment
     from .functions import LLMFunction, llm_function
     from .knobs import hyperparameter, load_overrides, overrides, save_overrides

@@ -527,8 +527,15 @@ def diff(name: str, a: str | None, b: str | None, as_json: bool) -> None:
 @click.option(
     "-m", "--metric", "metrics", multiple=True, help="Compare only this metric (repeatable)."
 )
+@click.option(
+    "--by-example",
+    is_flag=True,
+    help="Per example of experiments over inputs: each side's metric means, what changed.",
+)
 @_json_option
-def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
+def compare(
+    a: str, b: str, metrics: tuple[str, ...], by_example: bool, as_json: bool
+) -> None:
     """Compare the metrics of two experiments.
 
     A and B are names (meaning the latest experiment of each name) or ids. Runs
@@ -540,6 +547,9 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
     from .comparisons import compare as compare_experiments
     from .comparisons import format_difference, format_p, format_value
 
+    if by_example:
+        _compare_by_example(a, b, metrics, as_json)
+        return
     found = compare_experiments(a, b, metrics or None)
     if as_json:
         _echo_json(found.to_dict())
@@ -573,6 +583,36 @@ def compare(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
         click.echo(change.title)
         if change.diff is not None:
             _echo_diff(change.diff.unified)
+
+
+def _compare_by_example(a: str, b: str, metrics: tuple[str, ...], as_json: bool) -> None:
+    """``promptlog compare A B --by-example``: one row per example."""
+    records = _open().example_records(a, b)
+    wanted = [
+        column for column in records.columns
+        if not metrics or column.rsplit("_", 1)[0] in metrics or column == "example_id"
+        or column in records.nested
+    ]
+    if as_json:
+        _echo_json([
+            {key: value for key, value in row.items() if key in wanted or key == "input"}
+            for row in records.dicts(nest=True)
+        ])
+        return
+    rows = records.dicts()
+    shown = [column for column in wanted if column != "example_id"]  # the fields say which
+    table = _table(*shown)
+    for row in rows:
+        table.add_row(*(_plain(_cell(row[column])) for column in shown))
+    _console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 # --- getting data out ---------------------------------------------------------------

@@ -78,8 +78,9 @@ class PromptChange:
 class Comparison:
     """What changed between two experiments, and what it did to their metrics.
 
-    ``pairing`` is ``"input"`` (runs matched by the user messages of their first
-    call), ``"execution_index"`` or ``"unpaired"``; ``note`` says it in words.
+    ``pairing`` is ``"example"`` (runs of experiments over inputs matched by
+    example and repeat), ``"input"`` (runs matched by the user messages of their
+    first call), ``"execution_index"`` or ``"unpaired"``; ``note`` says it in words.
     """
 
     a: dict[str, Any]
@@ -317,8 +318,18 @@ def _compare_in(
             )
         kinds = {name: kinds[name] for name in wanted}
     runs_a, runs_b = log.run_inputs(id_a), log.run_inputs(id_b)
-    pairing, pairs = _pairs(runs_a, runs_b)
-    if pairing == "unpaired":
+    examples_a, examples_b = log.run_examples(id_a), log.run_examples(id_b)
+    if examples_a and examples_b:
+        pairing = "example"
+        pairs = [(run_a, examples_b[key]) for key, run_a in examples_a.items() if key in examples_b]
+    else:
+        pairing, pairs = _pairs(runs_a, runs_b)
+    if pairing == "example":
+        note = (
+            f"Paired by example: {len(pairs)} runs of A matched to runs of B on the same "
+            f"example and repeat."
+        )
+    elif pairing == "unpaired":
         note = (
             f"Unpaired (Welch): A has {len(runs_a)} runs and B has {len(runs_b)}, so runs "
             f"cannot be matched one to one."

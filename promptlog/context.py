@@ -39,6 +39,9 @@ class RunContext:
         "result",
         "has_result",
         "cache",
+        "input",
+        "example_id",
+        "repeat_index",
         "_lock",
     )
 
@@ -55,6 +58,9 @@ class RunContext:
         self.result: Any = None
         self.has_result = False
         self.cache: bool | Literal["refresh"] | None = None  # the experiment's, if set
+        self.input: Any = None  # the example, in an experiment over inputs
+        self.example_id: str | None = None
+        self.repeat_index: int | None = None
         self._lock = threading.Lock()
 
     def note_bot(self, key: str, description: Callable[[], dict[str, Any]]) -> None:
@@ -104,6 +110,13 @@ _current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar
 def current_run() -> RunContext | None:
     """The run this code executes in, or ``None`` outside an experiment."""
     return _current_run.get()
+
+
+def current_input() -> Any:
+    """The example the current run works on, in an experiment over inputs
+    (``Experiment(inputs=...)``); ``None`` elsewhere."""
+    run = _current_run.get()
+    return None if run is None else run.input
 
 
 def set_current_run(run: RunContext | None) -> contextvars.Token[RunContext | None]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import hashlib
 import json
 import linecache
 import os
@@ -40,9 +41,15 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import knobs, store
+from . import datasets, knobs, store
 from ._version import __version__
-from .context import RunContext, current_run, reset_current_run, set_current_run
+from .context import (
+    RunContext,
+    current_input,
+    current_run,
+    reset_current_run,
+    set_current_run,
+)
 from .errors import ExperimentError, ExperimentFailedError
 from .redaction import _mask, _redact
 from .settings import check_cache_mode
@@ -53,6 +60,16 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MAX_WORKERS = 8
+
+
+class _NotLogged:
+    """The writer of a run that is not logged: it drops every record."""
+
+    def put(self, record: Any) -> None:
+        pass
+
+
+_NOT_LOGGED = _NotLogged()
 
 
 def experiment(fn: F) -> F:
@@ -233,15 +250,26 @@ class Experiment:
     one-line summary printed at the end; ``cache`` answers the bots' requests from
     the response cache (True), or calls the models and replaces the entries
     ("refresh"), unless a bot sets its own (see ``docs/cache.md``).
+
+    ``inputs`` (a list of examples or a DataFrame) runs each example ``repeats``
+    times instead (``len(inputs) × repeats`` executions); ``exp.input`` is the
+    current run's example. ``resume`` continues the latest experiment of this name
+    on the same inputs and repeats (or ``num_executions``): its succeeded runs are
+    kept and only the missing, failed (unless ``retry_failed=False``) or
+    interrupted executions run, under its id.
     """
 
     def __init__(
         self,
         name: str,
-        num_executions: int = 1,
+        num_executions: int | None = None,
         max_workers: int | None = None,
         metadata: dict[str, Any] | None = None,
         *,
+        inputs: Any = None,
+        repeats: int = 1,
+        resume: bool = False,
+        retry_failed: bool = True,
         overrides: dict[Any, Any] | None = None,
         progress: bool | None = None,
         quiet: bool = False,
@@ -249,6 +277,24 @@ class Experiment:
     ):
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError("An experiment needs a name: Experiment(\"job-names\", ...).")
+        self.examples: list[datasets.Example] | None = None
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise ExperimentError(f"repeats must be a whole number of at least 1, not {repeats!r}.")
+        if inputs is not None:
+            if num_executions is not None:
+                raise ExperimentError(
+                    "Give either num_executions or inputs, not both: with inputs an experiment "
+                    "runs each example `repeats` times (len(inputs) × repeats executions)."
+                )
+            self.examples = datasets.examples(inputs)
+            num_executions = len(self.examples) * repeats
+        elif repeats != 1:
+            raise ExperimentError(
+                "repeats counts the runs per example of inputs; without inputs use "
+                "num_executions."
+            )
+        if num_executions is None:
+            num_executions = 1
         if isinstance(num_executions, bool) or not isinstance(num_executions, int) or (
             num_executions < 1
         ):
@@ -266,6 +312,10 @@ class Experiment:
                 raise ExperimentError(f"metadata must be JSON-able: {e}.") from None
         self.name = name
         self.num_executions = num_executions
+        self.repeats = repeats
+        self.resume = resume
+        self.retry_failed = retry_failed
+        self._pending: list[int] | None = None  # resumed: the executions left to run
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
         # Stored with the experiment and every run: values named like secrets are masked.
         self.metadata = _mask(dict(metadata or {}))
@@ -297,12 +347,21 @@ class Experiment:
     def failures(self) -> list[Run]:
         return [run for run in self.runs if run.status == "failed"]
 
+    @property
+    def input(self) -> Any:
+        """The current run's example, in an experiment over inputs (None otherwise)."""
+        return current_input()
+
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
         """Call ``fn(*args, **kwargs)`` ``num_executions`` times, concurrently, each
-        call a run; return the results in execution order (None where one failed)."""
+        call a run; return the results in execution order (None where one failed).
+
+        Over inputs, each call gets its run's example: ``fn(**example)`` when ``fn``
+        takes the example's keys as parameters, else ``fn(example)``."""
         self._open()
+        keep = self._call_and_keep if self.examples is None else self._call_on_input
         try:
-            self._launch(0, functools.partial(self._call_and_keep, fn, args, kwargs))
+            self._launch(0, functools.partial(keep, fn, args, kwargs))
             self._wait()
         except KeyboardInterrupt:
             self._interrupt()
@@ -370,7 +429,17 @@ class Experiment:
         self._open()
         if code is not None:
             self._launch(1, lambda: exec(code, dict(snapshot)))  # noqa: S102
-        self._run0 = self._start_run(0)
+        if self._pending is None:
+            self._run0 = self._start_run(0)
+        elif self._pending:
+            self._run0 = self._start_run(self._pending[0])
+        else:
+            # Resumed with nothing left to run: the caller's pass still runs the
+            # block (Python gives no way to skip it), on execution 0's example, as a
+            # run that is not logged.
+            self._run0 = Run(store.new_id(), self.id or "", 0, _NOT_LOGGED)
+            self._run0.status = "not logged"
+            self._place(self._run0)
         return set_current_run(self._run0)
 
     def _end_block(self, exc: BaseException | None) -> bool:
@@ -378,7 +447,8 @@ class Experiment:
         True when Ctrl-C interrupted the experiment, for the caller to raise."""
         run0 = self._run0
         assert run0 is not None
-        self._end_run(run0, exc)
+        if run0.db is not _NOT_LOGGED:
+            self._end_run(run0, exc)
         if exc is not None and not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit
             self._interrupt()
             return isinstance(exc, KeyboardInterrupt)
@@ -440,30 +510,86 @@ class Experiment:
                 f"it again."
             )
         self._db = store.writer()
+        inputs = self._inputs_key()
+        resumed = self._take_up(inputs) if self.resume else None
         if self._overrides:
             # Entered in the caller's context before any worker copies it, so that
             # every execution (and the caller's own pass) runs under them.
             self._knobs_token = knobs.push(self._overrides)
-        self.id = store.new_id()
         self.status = "running"
-        store.start_experiment(
-            self._db,
-            id=self.id,
-            name=self.name,
-            num_executions=self.num_executions,
-            max_workers=self.max_workers,
-            metadata=self.metadata,
-            environment=environment(),
-            process=store.process_token(),
-            created_at=store.now(),
-        )
+        if resumed is not None:
+            self.id = resumed.id
+        else:
+            self.id = store.new_id()
+            store.start_experiment(
+                self._db,
+                id=self.id,
+                name=self.name,
+                num_executions=self.num_executions,
+                max_workers=self.max_workers,
+                metadata=self.metadata,
+                environment=environment(),
+                process=store.process_token(),
+                created_at=store.now(),
+                inputs=inputs,
+                repeats=self.repeats if self.examples is not None else None,
+            )
+        if self.examples is not None:
+            stamp = store.now()
+            for example in {example.id: example for example in self.examples}.values():
+                store.record_example(self._db, id=example.id, data=example.data, created_at=stamp)
         if _show_progress(self.progress) and self.num_executions > 1:
             with warnings.catch_warnings():
                 # Without ipywidgets tqdm.auto warns, then falls back to a text bar: fine.
                 warnings.simplefilter("ignore")
                 from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.num_executions, desc=self.name, unit="run")
+            total = self.num_executions if self._pending is None else len(self._pending)
+            self._bar = tqdm(total=total, desc=self.name, unit="run")
+
+    def _inputs_key(self) -> str | None:
+        """What identifies this experiment's inputs: the hash of its examples' ids,
+        in order (None without inputs)."""
+        if self.examples is None:
+            return None
+        ids = "\n".join(example.id for example in self.examples)
+        return "sha256:" + hashlib.sha256(ids.encode()).hexdigest()
+
+    def _take_up(self, inputs: str | None) -> store.Resumed | None:
+        """Resume the latest experiment of this name on the same inputs and repeats:
+        keep its runs that succeeded (and failed, unless ``retry_failed``), and set
+        the executions left to run. Says which in one line."""
+        assert self._db is not None
+        found = self._db.call(functools.partial(
+            store.resume, name=self.name, num_executions=self.num_executions, inputs=inputs,
+            repeats=self.repeats if self.examples is not None else 1,
+            retry_failed=self.retry_failed, process=store.process_token(),
+        ))
+        if found is None:
+            if not self.quiet:
+                print(
+                    f"promptlog: no experiment {self.name!r} with these inputs to resume; "
+                    f"starting a new one",
+                    file=sys.stderr,
+                )
+            return None
+        done = set()
+        for run_id, index, status, result, result_format in found.kept:
+            run = Run(run_id, found.id, index, self._db)
+            run.status = status
+            if result is not None:
+                run.set_result(json.loads(result) if result_format == "json" else result)
+            self._place(run)
+            self.runs.append(run)
+            done.add(index)
+        self._pending = [i for i in range(self.num_executions) if i not in done]
+        if not self.quiet:
+            print(
+                f"promptlog: resuming experiment {self.name!r} {found.id}: {len(done)} of "
+                f"{self.num_executions} runs kept, {len(self._pending)} to run",
+                file=sys.stderr,
+            )
+        return found
 
     def _leave_overrides(self) -> None:
         if self._knobs_token is not None:
@@ -471,14 +597,16 @@ class Experiment:
             self._knobs_token = None
 
     def _launch(self, first: int, body: Callable[[], Any]) -> None:
-        """Start the workers that run ``body`` as executions ``first`` … N-1.
+        """Start the workers that run ``body`` as executions ``first`` … N-1 (of a
+        resumed experiment: as the executions left to run, from the ``first``-th).
 
         Each worker takes the next execution index until none is left (or Ctrl-C),
         so an experiment of 100,000 executions holds a handful of futures, not
         100,000. Workers start in a copy of the caller's context; each execution
         runs in a copy of that, in which :meth:`_execute` sets its run.
         """
-        indexes = iter(range(first, self.num_executions))
+        todo = range(self.num_executions) if self._pending is None else self._pending
+        indexes = iter(todo[first:])
         take = threading.Lock()
 
         def work() -> None:
@@ -489,7 +617,7 @@ class Experiment:
                     return
                 copy_context().run(self._execute, index, body)
 
-        workers = min(self.max_workers, self.num_executions - first)
+        workers = min(self.max_workers, len(todo) - first)
         if workers < 1:
             return
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
@@ -515,11 +643,27 @@ class Experiment:
         if run is not None:
             run.set_result(value)
 
+    def _call_on_input(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        value = datasets.call_with(fn, current_input(), args, kwargs)
+        run = current_run()
+        if run is not None:
+            run.set_result(value)
+
+    def _place(self, run: Run) -> None:
+        """Set the run's example and repeat from its execution index. Example-major:
+        executions 0 … repeats-1 are the first example's repeats."""
+        if self.examples is not None:
+            position, run.repeat_index = divmod(run.execution_index, self.repeats)
+            example = self.examples[position]
+            run.input, run.example_id = example.value, example.id
+
     def _start_run(self, index: int) -> Run:
         assert self._db is not None and self.id is not None
         run = Run(store.new_id(), self.id, index, self._db)
         run.cache = self.cache
         knobs.note(run)  # the overrides this execution starts under
+        if self.examples is not None:
+            self._place(run)
         with self._lock:
             self.runs.append(run)
         store.start_run(
@@ -529,6 +673,8 @@ class Experiment:
             execution_index=index,
             started_at=run.started_at,
             process=store.process_token(),
+            example_id=run.example_id,
+            repeat_index=run.repeat_index,
         )
         return run
 

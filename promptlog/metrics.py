@@ -91,11 +91,14 @@ def record(name: str, value: Any) -> Any:
 def metric(fn: F) -> F:
     """Record the function's return value as a metric named after the function.
 
-    Outside an experiment it only validates and returns the value.
+    A metric may take the example its run works on, as ``promptlog.evaluate``
+    calls it: ``@metric def exact(example, prediction) -> bool``. Outside an
+    experiment it only validates and returns the value.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return record(fn.__name__, fn(*args, **kwargs))
 
+    wrapper.__promptlog_metric__ = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -28,7 +28,7 @@ from .experiments import Experiment
 
 _USAGE = (
     "%%experiment NAME -n 10 [--workers 8] [--metadata '{\"k\": \"v\"}'] [-o VAR] "
-    "[--no-progress]"
+    "[--no-progress] [--resume]"
 )
 
 
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-m", "--metadata", default=None, help="a JSON object")
     parser.add_argument("-o", "--output", default=None, metavar="VAR")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--resume", action="store_true")
     return parser
 
 
@@ -66,6 +67,8 @@ def _read_line(line: str) -> tuple[dict[str, Any], str | None]:
         "metadata": metadata,
         "progress": False if args.no_progress else None,
     }
+    if args.resume:
+        arguments["resume"] = True
     return arguments, args.output
 
 

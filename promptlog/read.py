@@ -398,7 +398,115 @@ class Log:
         records.columns = [*found.columns[:at], *names, *found.columns[at + 1 :]]
         values = {text: flat.values(text, keys) for text in texts}
         records.rows = [row[:at] + values[row[at]] + row[at + 1 :] for row in found.rows]
+        self._add_examples(records, ids, taken)
         return records
+
+    def _add_examples(self, records: Records, ids: list[str], taken: set[str]) -> None:
+        """After ``execution_index``: each run's example id, repeat index and the
+        example's fields (``input.question`` …), when the experiments ran over inputs."""
+        found = self.conn.execute(
+            f"SELECT r.id, r.example_id, r.repeat_index, x.data FROM runs r "
+            f"JOIN examples x ON x.id = r.example_id "
+            f"WHERE r.experiment_id IN ({_sql_list(ids)}) AND r.example_id IS NOT NULL"
+        ).fetchall()
+        if not found:
+            return
+        fields = _ExampleFields()
+        by_run = {run_id: (example_id, repeat, data) for run_id, example_id, repeat, data in found}
+        keys = fields.keys(data for *_, data in found)
+        names = [_columns(taken, "input", f"input.{key}" if key else "input") for key in keys]
+        for name, key in zip(names, keys, strict=True):
+            records.nested[name] = ("input", key or "value")
+        at = records.columns.index("execution_index") + 1
+        records.columns[at:at] = ["example_id", "repeat_index", *names]
+        records.types["repeat_index"] = "int"
+        blank = (None,) * (2 + len(names))
+        rows = []
+        for row in records.rows:
+            example = by_run.get(row[0])
+            if example is None:
+                rows.append(row[:at] + blank + row[at:])
+            else:
+                example_id, repeat, data = example
+                rows.append(row[:at] + (example_id, repeat, *fields.values(data, keys)) + row[at:])
+        records.rows = rows
+
+    def example_records(self, *experiments: str) -> Records:
+        """One row per example of these experiments over inputs (names, meaning
+        the latest of each, or ids): the example's id and fields, then for each
+        metric each experiment's mean over the example's repeats, and, with two
+        experiments, what changed (``better``, ``worse`` or ``same``: higher is
+        better) and whether the metric flips (differs between repeats of one
+        experiment)."""
+        if not 1 <= len(experiments) <= 2:
+            raise ExperimentError("examples() reads one experiment or compares two: A and B.")
+        ids = [self.experiment_ids(experiment)[0] for experiment in experiments]
+        sides = ["a", "b"][: len(ids)] if len(ids) == 2 else [""]
+        data: dict[str, str] = {}
+        values: dict[str, dict[str, dict[str, list[float]]]] = {}  # example -> metric -> side
+        for side, experiment_id in zip(sides, ids, strict=True):
+            rows = self.conn.execute(
+                "SELECT r.example_id, x.data, m.name, m.value FROM runs r "
+                "JOIN examples x ON x.id = r.example_id "
+                "LEFT JOIN metrics m ON m.run_id = r.id "
+                "WHERE r.experiment_id = ? AND r.status = 'succeeded' "
+                "ORDER BY r.execution_index",
+                [experiment_id],
+            ).fetchall()
+            if not rows and not self.run_examples(experiment_id):
+                raise ExperimentError(
+                    f"Experiment {experiment_id} did not run over inputs, so it has no "
+                    f"examples; run it with Experiment(..., inputs=dataset)."
+                )
+            for example_id, text, name, value in rows:
+                data.setdefault(example_id, text)
+                metrics = values.setdefault(example_id, {})
+                if name is not None:
+                    metrics.setdefault(name, {}).setdefault(side, []).append(value)
+        kinds = self.metric_kinds(ids)
+        fields = _ExampleFields()
+        keys = fields.keys(data.values())
+        taken = {"example_id"}
+        columns = ["example_id", *(
+            _columns(taken, "input", f"input.{key}" if key else "input") for key in keys
+        )]
+        records = Records(columns, [])
+        for column, key in zip(columns[1:], keys, strict=True):
+            records.nested[column] = ("input", key or "value")
+        for name in kinds:
+            for side in sides:
+                column = f"{name}_{side}" if side else name
+                columns.append(column)
+                records.types[column] = "float"
+            if len(sides) == 2:
+                columns += [f"{name}_change", f"{name}_flips"]
+            else:
+                columns.append(f"{name}_flips")
+            records.types[f"{name}_flips"] = "bool"
+        for example_id, text in data.items():
+            row: list[Any] = [example_id, *fields.values(text, keys)]
+            for name in kinds:
+                found = values[example_id].get(name, {})
+                means = []
+                for side in sides:
+                    side_values = found.get(side)
+                    mean = sum(side_values) / len(side_values) if side_values else None
+                    means.append(mean)
+                    row.append(mean)
+                if len(sides) == 2:
+                    a, b = means
+                    row.append(
+                        None if a is None or b is None
+                        else "better" if b > a else "worse" if b < a else "same"
+                    )
+                row.append(any(len(set(v)) > 1 for v in found.values()))
+            records.rows.append(tuple(row))
+        return records
+
+    def examples(self, *experiments: str) -> pd.DataFrame:
+        """Per example, each experiment's metric means and what changed between A
+        and B (see :meth:`example_records`)."""
+        return self.example_records(*experiments).to_pandas()
 
     def runs(self, experiments: str | Iterable[str] | None = None) -> pd.DataFrame:
         """One row per run of the given experiments (names or ids; default all), with
@@ -714,6 +822,16 @@ class Log:
             result.append((run_id, index, user))
         return result
 
+    def run_examples(self, experiment_id: str) -> dict[tuple[str, int], str]:
+        """(example id, repeat index) -> run id, for the runs of an experiment over
+        inputs (empty for one without)."""
+        rows = self.conn.execute(
+            "SELECT example_id, repeat_index, id FROM runs "
+            "WHERE experiment_id = ? AND example_id IS NOT NULL ORDER BY execution_index",
+            [experiment_id],
+        ).fetchall()
+        return {(example_id, repeat): run_id for example_id, repeat, run_id in rows}
+
     def metric_values_by_run(
         self, experiment_ids: Iterable[str]
     ) -> dict[str, dict[str, dict[str, float]]]:
@@ -981,6 +1099,33 @@ class _Hyperparameters:
         )
 
     def values(self, text: str | None, keys: list[tuple[str, str]]) -> tuple[Any, ...]:
+        found = self.flatten(text)
+        return tuple(found.get(key) for key in keys)
+
+
+class _ExampleFields:
+    """Flattens examples' JSON into columns (``input.question`` …), decoding each
+    distinct example once. An example that is not a dict is one ``input`` column."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def flatten(self, text: str) -> dict[str, Any]:
+        found = self._cache.get(text)
+        if found is None:
+            value = json.loads(text)
+            if isinstance(value, dict):
+                found = {str(key): _scalar(item) for key, item in value.items()}
+            else:
+                found = {"": _scalar(value)}
+            self._cache[text] = found
+        return found
+
+    def keys(self, texts: Iterable[str]) -> list[str]:
+        """Every field of these examples, in the order first seen."""
+        return list(dict.fromkeys(key for text in texts for key in self.flatten(text)))
+
+    def values(self, text: str, keys: list[str]) -> tuple[Any, ...]:
         found = self.flatten(text)
         return tuple(found.get(key) for key in keys)
 

@@ -32,10 +32,12 @@ from .records import (
     log_call,
     put_cache_entry,
     record_cache_hit,
+    record_example,
     record_metric,
     start_experiment,
     start_run,
 )
+from .resume import Resumed, resume
 from .writers import BATCH_LIMIT, QUEUE_BYTES, QUEUE_LIMIT, Writer, flush, writer
 
 __all__ = [
@@ -63,6 +65,9 @@ __all__ = [
     "prompt_versions",
     "put_cache_entry",
     "record_cache_hit",
+    "record_example",
+    "Resumed",
+    "resume",
     "record_metric",
     "register_prompt_version",
     "start_experiment",

@@ -206,7 +206,39 @@ def m003_reading_views(db: Database) -> None:
 
 
 @_migration
-def m005_cache(db: Database) -> None:
+def m004_examples(db: Database) -> None:
+    """Experiments over inputs: examples stored once each, keyed by the hash of
+    their canonical JSON (``sha256:…``), and each run's example and repeat."""
+    _run(
+        db,
+        """
+        CREATE TABLE examples (
+            id TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        ALTER TABLE runs ADD COLUMN example_id TEXT REFERENCES examples(id);
+        ALTER TABLE runs ADD COLUMN repeat_index INTEGER;
+        CREATE INDEX runs_example_id ON runs(example_id) WHERE example_id IS NOT NULL
+        """,
+    )
+
+
+@_migration
+def m005_experiment_inputs(db: Database) -> None:
+    """What an experiment runs on, so that a later one can resume it: the hash of
+    its examples' ids in order (NULL without inputs) and its repeats."""
+    _run(
+        db,
+        """
+        ALTER TABLE experiments ADD COLUMN inputs TEXT;
+        ALTER TABLE experiments ADD COLUMN repeats INTEGER
+        """,
+    )
+
+
+@_migration
+def m006_cache(db: Database) -> None:
     """The response cache: one row per request and sample index, keyed by a
     ``sha256:`` hash of what determines the reply (never a credential). A call
     answered from it is logged with ``cached`` set and the cost it saved."""

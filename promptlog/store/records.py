@@ -80,12 +80,15 @@ class ExperimentStart:
     environment: Any
     process: str
     created_at: str
+    inputs: str | None = None
+    repeats: int | None = None
     size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "environment")
     SQL: ClassVar[str] = (
         "INSERT INTO experiments (id, name, status, num_executions, max_workers, metadata, "
-        "environment, process, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "environment, process, created_at, finished_at, inputs, repeats) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def params(self, end: ExperimentEnd | None) -> tuple[Any, ...]:
@@ -93,7 +96,7 @@ class ExperimentStart:
         return (
             self.id, self.name, end.status if end else "running", self.num_executions,
             self.max_workers, as_json(self.metadata), as_json(self.environment), self.process,
-            self.created_at, end.finished_at if end else None,
+            self.created_at, end.finished_at if end else None, self.inputs, self.repeats,
         )
 
 
@@ -112,24 +115,46 @@ class ExperimentEnd:
 
 
 @dataclass(slots=True)
+class Example:
+    id: str
+    data: Any
+    created_at: str
+    size: int = 0
+
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("data",)
+    # Content-addressed: the same example in two experiments is one row.
+    SQL: ClassVar[str] = (
+        "INSERT INTO examples (id, data, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT(id) DO NOTHING"
+    )
+
+    def params(self) -> tuple[Any, ...]:
+        return (self.id, as_json(self.data), self.created_at)
+
+
+@dataclass(slots=True)
 class RunStart:
     id: str
     experiment_id: str
     execution_index: int
     started_at: str
     process: str
+    example_id: str | None = None
+    repeat_index: int | None = None
     size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
     SQL: ClassVar[str] = (
-        "INSERT INTO runs (id, experiment_id, execution_index, status, started_at, process, "
-        "ended_at, duration_s, result, result_format, error_type, error_message, traceback, "
-        "hyperparameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO runs (id, experiment_id, execution_index, example_id, repeat_index, "
+        "status, started_at, process, ended_at, duration_s, result, result_format, "
+        "error_type, error_message, traceback, hyperparameters) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def params(self, end: RunEnd | None) -> tuple[Any, ...]:
         """The row, with the run's end when it came in the same batch."""
-        start = (self.id, self.experiment_id, self.execution_index)
+        start = (self.id, self.experiment_id, self.execution_index, self.example_id,
+                 self.repeat_index)
         if end is None:
             return (*start, "running", self.started_at, self.process,
                     None, None, None, None, None, None, None, "{}")
@@ -300,7 +325,15 @@ class CacheHit:
 
 
 Record = (
-    ExperimentStart | ExperimentEnd | RunStart | RunEnd | Call | Metric | CacheEntry | CacheHit
+    ExperimentStart
+    | ExperimentEnd
+    | Example
+    | RunStart
+    | RunEnd
+    | Call
+    | Metric
+    | CacheEntry
+    | CacheHit
 )
 
 
@@ -318,22 +351,33 @@ def start_experiment(
     environment: Any,
     process: str,
     created_at: str,
+    inputs: str | None = None,
+    repeats: int | None = None,
 ) -> None:
-    """An experiment begins (status ``running``)."""
+    """An experiment begins (status ``running``); ``inputs`` is the hash of its
+    examples' ids in order, for an experiment over inputs."""
     writer.put(ExperimentStart(id, name, num_executions, max_workers, metadata, environment,
-                               process, created_at, 100 + len(name)))
+                               process, created_at, inputs, repeats, 100 + len(name)))
 
 
 def finish_experiment(writer: Writer, id: str, *, status: str, finished_at: str) -> None:
     writer.put(ExperimentEnd(id, status, finished_at))
 
 
+def record_example(writer: Writer, *, id: str, data: Any, created_at: str) -> None:
+    """An example an experiment runs on, keyed by the hash of its canonical JSON
+    (``data``: that JSON text); written once however many experiments use it."""
+    writer.put(Example(id, data, created_at, _length(data)))
+
+
 def start_run(
     writer: Writer, *, id: str, experiment_id: str, execution_index: int, started_at: str,
-    process: str,
+    process: str, example_id: str | None = None, repeat_index: int | None = None,
 ) -> None:
-    """A run begins (status ``running``)."""
-    writer.put(RunStart(id, experiment_id, execution_index, started_at, process))
+    """A run begins (status ``running``), on its example and repeat when the
+    experiment has inputs."""
+    writer.put(RunStart(id, experiment_id, execution_index, started_at, process, example_id,
+                        repeat_index))
 
 
 def finish_run(

@@ -26,6 +26,7 @@ from .records import (
     CacheEntry,
     CacheHit,
     Call,
+    Example,
     ExperimentEnd,
     ExperimentStart,
     Metric,
@@ -406,6 +407,7 @@ class Writer:
             batch = [item if isinstance(item, _Task | _Flush | _Close) else escaped(item)
                      for item in batch]
         experiments: dict[str, list[Any]] = {}  # id -> [start, end or None]
+        examples: list[Example] = []
         runs: dict[str, list[Any]] = {}
         calls: list[Call] = []
         metrics: list[Metric] = []
@@ -429,6 +431,8 @@ class Writer:
                     started[1] = record
                 else:
                     run_updates.append(record)  # type: ignore[arg-type]
+            elif kind is Example:
+                examples.append(record)  # type: ignore[arg-type]
             elif kind is ExperimentStart:
                 experiments[record.id] = [record, None]  # type: ignore[union-attr]
             elif kind is ExperimentEnd:
@@ -451,6 +455,7 @@ class Writer:
 
         with transaction(conn):
             write(ExperimentStart.SQL, [start.params(end) for start, end in experiments.values()])
+            write(Example.SQL, [example.params() for example in examples])
             write(RunStart.SQL, [start.params(end) for start, end in runs.values()])
             if calls:
                 write(Call.SQL, [call.params() for call in calls])
