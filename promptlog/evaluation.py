@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from . import datasets
 from .context import current_input
@@ -47,6 +47,7 @@ def evaluate(
     quiet: bool = False,
     resume: bool = False,
     retry_failed: bool = True,
+    cache: bool | Literal["refresh"] | None = None,
 ) -> Experiment:
     """Run ``program`` on each example of ``dataset`` ``repeats`` times, then each
     metric on ``(example, prediction)`` (or on the prediction alone, for a
@@ -56,7 +57,8 @@ def evaluate(
     keys as parameters, else ``program(example)``. ``name`` defaults to the
     program's name. ``resume`` continues the latest evaluation of that name on
     the same dataset and repeats, running only what is missing or failed (see
-    :class:`Experiment`).
+    :class:`Experiment`). ``cache`` answers the program's model requests from the
+    response cache, one sample per repeat (see :class:`Experiment`).
     """
     scorers = [_scorer(fn) for fn in metrics]
     title = name or getattr(program, "__name__", None)
@@ -67,6 +69,7 @@ def evaluate(
     exp = Experiment(
         title, inputs=dataset, repeats=repeats, max_workers=max_workers, metadata=metadata,
         progress=progress, quiet=quiet, resume=resume, retry_failed=retry_failed,
+        cache=cache,
     )
 
     def one(*_: Any, **__: Any) -> Any:  # exp.run hands it the example; taken from the run

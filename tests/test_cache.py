@@ -334,3 +334,36 @@ def test_a_changed_schema_is_another_request(db_path, fake_openai):
                             **fake_openai.bot_kwargs)
         bot("Name a job.")
     assert len(fake_openai.requests) == 2
+
+
+def test_an_evaluation_over_examples_and_repeats_runs_again_from_the_cache(
+    db_path, fake_openai
+):
+    dataset = [{"question": f"What is {n}+{n}?", "answer": str(2 * n)} for n in range(4)]
+    bot = SimpleBot("You answer.", **fake_openai.bot_kwargs)
+
+    def ask(question):
+        return bot(question).content
+
+    def exact(example, prediction):
+        return prediction == example["answer"]
+
+    for n in range(4):  # the examples run in order; each repeat is its own sample
+        for repeat in range(3):
+            fake_openai.enqueue(content=f"{2 * n} (sample {repeat})")
+    first = promptlog.evaluate(ask, dataset, [exact], repeats=3, name="qa", quiet=True,
+                               cache=True, max_workers=1)
+    assert len(fake_openai.requests) == 12
+    again = promptlog.evaluate(ask, dataset, [exact], repeats=3, name="qa", quiet=True,
+                               cache=True)
+    assert len(fake_openai.requests) == 12  # the second evaluation asked nothing
+
+    runs = {exp: promptlog.open(db_path).runs(exp.id) for exp in (first, again)}
+    replies = {
+        exp: {(r.example_id, r.repeat_index): r.result for r in frame.itertuples()}
+        for exp, frame in runs.items()
+    }
+    assert replies[again] == replies[first]  # each (example, repeat) got its own sample
+    assert len(set(replies[first].values())) == 12
+    cached = query(db_path, "SELECT COUNT(*) FROM calls WHERE cached = 1")
+    assert cached == [(12,)]
