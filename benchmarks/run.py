@@ -24,11 +24,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import cache, functions, memory, overhead, parallel, scale, startup, throughput
+from . import cache, evaluation, functions, memory, overhead, parallel, scale, startup, throughput
 from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
-    "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache"
+    "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
+    "evaluation",
 )
 
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             ("parallel", lambda: parallel.bench(reps)),
             ("functions", lambda: functions.bench(reps, calls=300 if args.quick else 2_000)),
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
+            ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
         ]
         for name, run in plan:
             if name in chosen:
