@@ -12,7 +12,6 @@ is one row of ``examples``.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import inspect
 import json
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._plain import as_data, shown
 from .errors import ExperimentError
 
 _canonical = json.JSONEncoder(
@@ -36,23 +36,13 @@ class Example:
     id: str
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump") and callable(value.model_dump):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
-
-
 def example(value: Any, position: int = 0) -> Example:
     """The stored form of one example, or :class:`ExperimentError` if it has none."""
     try:
-        data = _canonical(_jsonable(value))
+        data = _canonical(as_data(value))
     except (TypeError, ValueError) as e:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise ExperimentError(
-            f"Example {position} ({type(value).__name__} {shown}) cannot be stored as JSON "
+            f"Example {position} ({type(value).__name__} {shown(value)}) cannot be stored as JSON "
             f"({e}); give examples as dicts of strings, numbers, lists and dicts, or as "
             f"pydantic models."
         ) from None

@@ -21,7 +21,6 @@ only once every other execution has finished and been written. ``run()`` raises
 from __future__ import annotations
 
 import ast
-import dataclasses
 import functools
 import hashlib
 import json
@@ -42,6 +41,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import datasets, knobs, store
+from ._plain import as_data
 from ._version import __version__
 from .context import (
     RunContext,
@@ -91,21 +91,13 @@ def experiment(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _to_jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump") and callable(value.model_dump):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
-
-
 _encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 def encode_result(value: Any) -> tuple[str, str]:
     """``(text, format)``: JSON where the value allows it, else its repr."""
     try:
-        return _encode_json(_to_jsonable(value)), "json"
+        return _encode_json(as_data(value)), "json"
     except (TypeError, ValueError):
         return repr(value), "repr"
 

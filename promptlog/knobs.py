@@ -22,7 +22,6 @@ execution sees its own, and work handed to another thread through
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import threading
@@ -34,6 +33,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from ._plain import json_default
 from .context import (
     RunContext,
     current_overrides,
@@ -311,19 +311,9 @@ def overrides(mapping: Mapping[Any, Any]) -> Iterator[dict[str, Any]]:
 # --- saving and loading ----------------------------------------------------------
 
 
-def _to_jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump") and callable(value.model_dump):
-        return value.model_dump(mode="json")
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, (set, frozenset, tuple, MappingProxyType)):
-        return list(value) if not isinstance(value, MappingProxyType) else dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-able")
-
-
 def _to_jsonable_or_repr(value: Any) -> Any:
     try:
-        return _to_jsonable(value)
+        return json_default(value)
     except TypeError:
         return repr(value)
 
@@ -331,7 +321,7 @@ def _to_jsonable_or_repr(value: Any) -> Any:
 def jsonable(value: Any, *, strict: bool = True) -> Any:
     """``value`` as plain JSON data (pydantic models and dataclasses as dicts);
     anything else raises TypeError, or with ``strict=False`` becomes its repr."""
-    default = _to_jsonable if strict else _to_jsonable_or_repr
+    default = json_default if strict else _to_jsonable_or_repr
     return json.loads(json.dumps(value, default=default, ensure_ascii=False))
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from . import store
+from ._plain import shown
 from .context import current_run
 from .errors import MetricError
 
@@ -42,20 +43,19 @@ def validate(name: str, value: Any) -> tuple[float, str]:
     elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
         kind = _KINDS.get(getattr(getattr(value, "dtype", None), "kind", ""))
     if kind is None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         raise MetricError(
-            f"Metric {name!r} returned {type(value).__name__} {shown}; a metric must return "
+            f"Metric {name!r} returned {type(value).__name__} {shown(value)}; a metric must return "
             f"a single bool, int or float (numpy scalars too). Return a number, e.g. "
             f"len(...) or a 0/1 score."
         )
     if kind == "int" and abs(int(value)) > _EXACT_INT:
         # Values are stored as REAL (a double): beyond 2**53 not every integer has
         # one, and 2**53 + 1 would silently come back as 2**53.
-        shown = str(int(value))
-        shown = shown if len(shown) <= 40 else f"{shown[:12]}...({len(shown)} digits)"
+        digits = str(int(value))
+        if len(digits) > 40:
+            digits = f"{digits[:12]}...({len(digits)} digits)"
         raise MetricError(
-            f"Metric {name!r} returned the {type(value).__name__} {shown}, which is "
+            f"Metric {name!r} returned the {type(value).__name__} {digits}, which is "
             f"beyond ±2**53 ({_EXACT_INT}) and so not exactly representable as a stored "
             f"number: it would be silently rounded. Log it as a float (float(value)) if "
             f"rounding is acceptable, or scale it down (e.g. thousands, or a ratio)."
