@@ -10,16 +10,16 @@ each call; the hits are also timed back to back, on their own.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from .common import Figure, Row, Section, ratios, worker
+from .common import Figure, Row, Section, interleaved, ratios, worker
 
 MODEL = "gpt-4o-mini"
 REPLY = '{"title": "Pipelines", "bullet_points": ["They move data.", "Nightly."]}'
@@ -49,19 +49,12 @@ def cache_calls(calls: int) -> dict[str, Any]:
         for _ in range(20):
             bot(question)
     store.flush()  # the hits below read the file, not the writer's queue
-    samples: dict[str, list[float]] = {name: [] for name in bots}
-    for _ in range(calls):
-        for name, bot in bots.items():
-            started = time.perf_counter()
-            bot(question)
-            samples[name].append(time.perf_counter() - started)
+    samples = interleaved({name: functools.partial(bot, question)
+                           for name, bot in bots.items()}, calls)
     store.flush()
     for name in ("simple_hit", "structured_hit"):
-        alone = samples[f"{name}_alone"] = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            bots[name](question)
-            alone.append(time.perf_counter() - started)
+        alone = interleaved({name: functools.partial(bots[name], question)}, calls)[name]
+        samples[f"{name}_alone"] = alone
     store.flush()
     return samples
 

@@ -92,6 +92,16 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+def interleaved(fns: dict[str, Callable[[], Any]], calls: int) -> dict[str, list[float]]:
+    """Each function's call times (seconds), ``calls`` rounds of one call each in turn,
+    so that what the machine is doing weighs on all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(calls):
+        for name, fn in fns.items():
+            samples[name].append(timed(fn))
+    return samples
+
+
 # --- child processes ------------------------------------------------------------------
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from .common import Figure, Row, Section, worker
+from .common import Figure, Row, Section, interleaved, worker
 
 MODEL = "gpt-4o-mini"
 REPLY = '{"title": "Pipelines", "bullet_points": ["They move data.", "Nightly."]}'
@@ -52,12 +51,7 @@ def function_calls(calls: int) -> dict[str, Any]:
     for _ in range(20):
         structured()
         typed()
-    samples: dict[str, list[float]] = {"structured": [], "typed": []}
-    for _ in range(calls):
-        for name, fn in (("structured", structured), ("typed", typed)):
-            started = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - started)
+    samples = interleaved({"structured": structured, "typed": typed}, calls)
     store.flush()
     return samples
 
