@@ -77,6 +77,26 @@ def query(db_path: Path, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def calls(db_path: Path) -> list[dict[str, Any]]:
+    """Every ``calls`` row, oldest first, its JSON columns decoded (after a flush)."""
+    import json
+
+    import promptlog
+
+    promptlog.flush()
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        rows = [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
+    finally:
+        conn.close()
+    for row in rows:
+        for column in ("parameters", "messages", "response_parsed"):
+            if row[column] is not None:
+                row[column] = json.loads(row[column])
+    return rows
+
+
 def integrity(db_path: Path) -> str:
     return query(db_path, "PRAGMA integrity_check")[0][0]
 

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from pathlib import Path
 
 import litellm
 import pytest
+from faults_support import calls
 from jobs import JobName, namer_system, namer_user
 from pydantic import BaseModel
 
 import promptlog
 from promptlog import SimpleBot, StructuredBot, bots
 from promptlog.errors import BotError, StructuredOutputError
-
-
-def calls(db_path: Path) -> list[dict]:
-    promptlog.flush()
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
-    for row in rows:
-        for column in ("parameters", "messages", "response_parsed"):
-            if row[column] is not None:
-                row[column] = json.loads(row[column])
-    return rows
 
 
 def test_simple_bot_returns_the_reply_and_logs_a_complete_row(db_path):

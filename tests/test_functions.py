@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Generic, Literal, Optional, TypeVar
 
 import pytest
+from faults_support import calls
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
@@ -39,18 +40,6 @@ from promptlog import (
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFLINE = "promptlog/offline"
-
-
-def calls(db_path: Path) -> list[dict]:
-    promptlog.flush()
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    rows = [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
-    for row in rows:
-        for column in ("parameters", "messages", "response_parsed"):
-            if row[column] is not None:
-                row[column] = json.loads(row[column])
-    return rows
 
 
 @pytest.fixture(autouse=True)
