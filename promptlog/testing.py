@@ -75,6 +75,11 @@ class FakeOpenAIServer(OpenAICompatibleEndpoint):
     tokens are the whitespace-separated words of all request messages, completion tokens
     the words of the reply.
 
+    ``responder``, when given, writes the assistant message of every request that no
+    queued response answers: ``responder(request)`` gets the request's JSON body (its
+    ``messages``, ``temperature`` …) and returns the text, so a test can stand in for
+    a model that reacts to its prompt (raising inside it answers with a 500).
+
     ``response_formats`` lists the ``response_format`` types the server takes (by default
     all); a request asking for another gets a 400 naming ``response_format``, before any
     queued response is used, as llama-cpp-python's server refuses ``json_schema``.
@@ -90,8 +95,10 @@ class FakeOpenAIServer(OpenAICompatibleEndpoint):
         max_seconds: float = 300.0,
         reply: str = "Hello from the fake server.",
         response_formats: Collection[str] | None = None,
+        responder: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         self.latency = latency
+        self.responder = responder
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.reply = reply
@@ -376,11 +383,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif scripted.status >= 400:
             self._send_json(scripted.status, _error_body(scripted.status), scripted.headers)
         else:
-            content = (
-                scripted.content
-                if scripted.content is not None
-                else _content_for(request, owner.reply)
-            )
+            if scripted.content is not None:
+                content = scripted.content
+            elif owner.responder is not None:
+                try:
+                    content = str(owner.responder(request))
+                except Exception as e:  # the test's stand-in failed: a server error, not a hang
+                    message = f"The responder raised {type(e).__name__}: {e}"
+                    self._send_json(500, _error_body(500, message))
+                    return
+            else:
+                content = _content_for(request, owner.reply)
             if request.get("stream"):
                 self._send_stream(request, content, number, scripted.status, scripted.headers)
             else:

@@ -280,3 +280,24 @@ def test_100_concurrent_connections(fake_openai):
 
     assert statuses == [200] * 100
     assert time.perf_counter() - start < 0.5 * 4
+
+
+def _echo_temperature(request: dict[str, Any]) -> str:
+    last = request["messages"][-1]["content"]
+    if "boom" in last:
+        raise ValueError("the stand-in cannot answer this")
+    return f"{last.upper()} at {request.get('temperature')}"
+
+
+@pytest.mark.fake_openai(responder=_echo_temperature)
+def test_a_responder_writes_each_reply_from_its_request(litellm, fake_openai):
+    fake_openai.enqueue(content="queued first")
+    replies = [
+        complete(litellm, fake_openai, messages=[{"role": "user", "content": text}],
+                 temperature=0.5, **NO_RETRIES)
+        for text in ("one", "two")
+    ]
+    assert [r.choices[0].message.content for r in replies] == ["queued first", "TWO at 0.5"]
+    with pytest.raises(litellm.InternalServerError, match="ValueError: the stand-in cannot"):
+        complete(litellm, fake_openai, messages=[{"role": "user", "content": "boom"}],
+                 **NO_RETRIES)
