@@ -1,0 +1,436 @@
+"""10. Prompt optimisers: ``promptlog.optimizers`` side by side with DSPy's own.
+
+The same one-step question-answering program (question in, answer out, instructions
+"Answer the question."), the same 8 training and 8 validation examples, and the same
+deterministic stand-in models, served over HTTP by the fake OpenAI-compatible server:
+
+- "follows examples": answers a question right only if a demo in its prompt asks a
+  question of the same kind (the same first word); zero-shot it scores 0;
+- "keyword": answers right only if its instructions contain the word ``carefully``;
+- a proposer that writes the instructions an instruction search asks for, in a fixed
+  order, the word appearing in the fourth; and a reflection model that adds the word
+  when the feedback it reads says an answer was wrong.
+
+The stand-ins read what promptlog's typed functions send and what DSPy's chat and
+JSON adapters send, and answer in the format each asks for. promptlog's optimisers
+run in a fresh process with a fresh log; each of DSPy's in its own virtual
+environment (``benchmarks/peers/dspy_optimizers.py``), against a server in this
+process. A run's model calls are the requests its server received; the valset score
+is the tuned program's accuracy on the 8 validation examples, measured the same way
+for both. Response caches are off on both sides, so the calls are what each
+algorithm asks of a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import HERE, Figure, PeerUnavailable, Row, Section, peer_python, peer_version, run_json
+
+INSTRUCTIONS = "Answer the question."
+KEYWORD = "carefully"
+UNKNOWN = "I do not know."
+# What the proposer writes, in turn; the fourth has the keyword.
+PROPOSALS = (
+    "Answer the question briefly.",
+    "Answer the question in plain words.",
+    "Answer the question politely.",
+    "Read the question carefully, then answer it.",
+    "Answer the question in one line.",
+)
+REFLECTED = f"{INSTRUCTIONS} Work {KEYWORD}: check the answer before giving it."
+# The models' names, as the requests carry them (litellm sends what follows "openai/").
+TASKS = ("follows-examples", "keyword")
+PROPOSER, REFLECTOR = "proposer", "reflector"
+
+# --- the task: four kinds of question, each with a rule for its answer ----------------
+
+_RULES: dict[str, Callable[[str], str]] = {
+    "spell": lambda word: "-".join(word.upper()),
+    "count": lambda word: str(len(word)),
+    "reverse": lambda word: word[::-1],
+    "double": lambda word: str(2 * int(word)),
+}
+_WORDS = {
+    "spell": ["cat", "moon", "tree", "lamp"],
+    "count": ["banana", "river", "pencil", "cloud"],
+    "reverse": ["stone", "garden", "window", "bread"],
+    "double": ["21", "7", "130", "48"],
+}
+
+
+def right_answer(question: str) -> str | None:
+    """The answer every stand-in knows, given the chance; None for an unknown kind."""
+    kind, _, word = question.strip().partition(" ")
+    rule = _RULES.get(kind)
+    return rule(word.strip()) if rule is not None and word.strip() else None
+
+
+def datasets() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """8 training and 8 validation examples, two of each kind in each."""
+    rows = {kind: [{"question": f"{kind} {word}", "answer": _RULES[kind](word)}
+                   for word in words] for kind, words in _WORDS.items()}  # fmt: skip
+    train = [row for kind in _WORDS for row in rows[kind][:2]]
+    val = [row for kind in _WORDS for row in rows[kind][2:]]
+    return train, val
+
+
+def _first_word(text: str) -> str:
+    return text.strip().split(" ", 1)[0].lower()
+
+
+# --- reading a request, whoever wrote it -----------------------------------------------
+
+_DSPY_OBJECTIVE = "In adhering to this structure, your objective is:"
+_DSPY_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n?(.*?)(?=\n*\[\[ ## \w+ ## \]\]|\Z)", re.S)
+_DSPY_CHAT_ASK = "Respond with the corresponding output fields"
+_DSPY_JSON_ASK = "Respond with a JSON object"
+_DSPY_RESPOND = re.compile(r"\n*Respond with (?:the corresponding output fields|a JSON object).*\Z",
+                           re.S)
+_FUNCTION_SYSTEM = "You are the implementation of the Python function"
+_FUNCTION_INPUTS = re.compile(r"(?:\A|\n\n)Inputs:\n```\n(.*)\n```\Z", re.S)
+
+
+@dataclass
+class Request:
+    """What a stand-in reads from a chat request: the instructions it was given, the
+    inputs of the call, the inputs of each demo before it, the output fields asked
+    for, and how to write the reply (``style``: ``dspy-chat``, ``dspy-json``,
+    ``function``, ``function-json`` or ``plain``)."""
+
+    style: str
+    instructions: str
+    inputs: dict[str, Any]
+    demos: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    text: str = ""
+
+    def reply(self, values: dict[str, str]) -> str:
+        """The reply text carrying ``values`` (output field -> value) in this style."""
+        if self.style == "dspy-chat":
+            parts = [f"[[ ## {name} ## ]]\n{values.get(name, '')}" for name in self.outputs]
+            return "\n\n".join([*parts, "[[ ## completed ## ]]"])
+        if self.style == "dspy-json":
+            return json.dumps({name: values.get(name, "") for name in self.outputs})
+        value = next(iter(values.values()), "")
+        if self.style == "function-json":
+            return json.dumps({self.outputs[0]: value})
+        return value
+
+
+def read_request(body: dict[str, Any]) -> Request:
+    """A chat-completion request as a stand-in model sees it."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    texts = [_text(m.get("content")) for m in messages]
+    system = next((t for m, t in zip(messages, texts, strict=True)
+                   if m.get("role") == "system"), "")  # fmt: skip
+    users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
+    last = users[-1] if users else ""
+    whole = "\n\n".join(texts)
+    if _DSPY_OBJECTIVE in system:
+        objective = system.split(_DSPY_OBJECTIVE, 1)[1].strip("\n")
+        outputs_part = system.split("Your output fields are:", 1)[-1].split(
+            "All interactions", 1)[0]  # fmt: skip
+        outputs = re.findall(r"^\d+\. `(\w+)`", outputs_part, re.M)
+        style = "dspy-json" if _DSPY_JSON_ASK in last else "dspy-chat"
+        return Request(style, textwrap.dedent(objective).strip(), _dspy_fields(last),
+                       [_dspy_fields(u) for u in users[:-1]], outputs, whole)
+    if system.startswith(_FUNCTION_SYSTEM):
+        instructions, inputs = _function_call(last)
+        demos = [_function_call(u)[1] for u in users[:-1]]
+        if '{"return_value"' in system:
+            return Request("function-json", instructions, inputs, demos, ["return_value"], whole)
+        return Request("function", instructions, inputs, demos, [], whole)
+    return Request("plain", system, {"text": last}, [], [], whole)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    return ""
+
+
+def _dspy_fields(text: str) -> dict[str, str]:
+    text = _DSPY_RESPOND.sub("", text)
+    return {name: value.strip() for name, value in _DSPY_FIELD.findall(text)}
+
+
+def _function_call(text: str) -> tuple[str, dict[str, Any]]:
+    """A typed function's user message: its rendered instructions, its JSON inputs."""
+    found = _FUNCTION_INPUTS.search(text)
+    if found is None:
+        return text.strip(), {}
+    try:
+        inputs = json.loads(found.group(1))
+    except ValueError:
+        inputs = {}
+    return text[: found.start()].strip(), inputs if isinstance(inputs, dict) else {}
+
+
+# --- the stand-in models ----------------------------------------------------------------
+
+
+class StandIns:
+    """The responder of the fake server: each request answered by the stand-in its
+    model names. Deterministic: the task models depend on the request alone; the
+    proposer on how many proposals it has written (one server per optimisation)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.proposals = 0
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        request = read_request(body)
+        model = str(body.get("model") or "").removeprefix("openai/")
+        if model == PROPOSER:
+            return request.reply(self._propose(request))
+        if model == REFLECTOR:
+            return request.reply(self._reflect(request))
+        if model not in TASKS:
+            raise ValueError(f"no stand-in model {model!r}")
+        question = str(request.inputs.get("question", ""))
+        right = right_answer(question)
+        if model == "follows-examples":
+            knows = any(_first_word(str(d.get("question", ""))) == _first_word(question)
+                        for d in request.demos)  # fmt: skip
+        else:
+            knows = KEYWORD in request.instructions.lower()
+        answer = right if knows and right is not None else UNKNOWN
+        return request.reply({name: answer for name in request.outputs or ["answer"]})
+
+    def _propose(self, request: Request) -> dict[str, str]:
+        with self._lock:
+            proposal = PROPOSALS[self.proposals % len(PROPOSALS)]
+            self.proposals += 1
+        return {name: "Answer:" if "prefix" in name else proposal
+                for name in request.outputs or ["instruction"]}  # fmt: skip
+
+    def _reflect(self, request: Request) -> dict[str, str]:
+        current = request.inputs.get("current_instruction") or INSTRUCTIONS
+        wrong = "wrong: expected" in request.text
+        return {name: REFLECTED if wrong else current for name in request.outputs or ["text"]}
+
+
+def model_calls(requests: list[dict[str, Any]]) -> Counter[str]:
+    """Requests per model name."""
+    return Counter(str(r.get("model") or "").removeprefix("openai/") for r in requests)
+
+
+def feedback(example: dict[str, Any], prediction: Any) -> tuple[float, str]:
+    """The exact-match score, and a sentence on what was wrong (for reflection)."""
+    got = str(prediction).strip()
+    if got == example["answer"]:
+        return 1.0, "right"
+    return 0.0, f"wrong: expected {example['answer']!r}, got {got!r}"
+
+
+# --- what is compared -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One of promptlog's optimisers and DSPy's counterpart, on one task, with the
+    same settings written in each one's own words."""
+
+    task: str
+    ours: str
+    our_options: dict[str, Any]
+    theirs: str
+    their_options: dict[str, Any]
+
+
+PAIRS = (
+    Pair("follows-examples", "LabeledFewShot", {"k": 4}, "LabeledFewShot", {"k": 4}),
+    Pair("follows-examples", "BootstrapFewShot", {"max_demos": 4, "max_labeled": 4},
+         "BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 4}),
+    Pair("follows-examples", "RandomSearch",
+         {"num_candidates": 4, "max_demos": 4, "max_labeled": 4},
+         "BootstrapFewShotWithRandomSearch",
+         {"num_candidate_programs": 4, "max_bootstrapped_demos": 4, "max_labeled_demos": 4}),
+    Pair("keyword", "InstructionSearch", {"breadth": 3, "depth": 3},
+         "COPRO", {"breadth": 3, "depth": 3}),
+    Pair("keyword", "ReflectiveSearch", {"max_metric_calls": 48, "minibatch": 3},
+         "GEPA", {"max_metric_calls": 48, "reflection_minibatch_size": 3}),
+)
+
+
+def promptlog_run(task: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """One of promptlog's optimisers, in a fresh process with a fresh log: compile the
+    program against the stand-ins, then score the tuned program on the valset."""
+    os.environ["PROMPTLOG_DB"] = str(
+        Path(tempfile.mkdtemp(prefix="promptlog-bench-")) / "message_log.db")
+    import promptlog
+    from promptlog import llm_function
+    from promptlog.testing import FakeOpenAIServer
+
+    try:
+        from promptlog import optimizers
+    except ImportError:
+        return {"missing": True}
+    optimiser_class = getattr(optimizers, name, None)
+    if optimiser_class is None:
+        return {"missing": True}
+    train, val = datasets()
+    with FakeOpenAIServer(responder=StandIns(), max_requests=100_000,
+                          max_seconds=3600) as server:  # fmt: skip
+        endpoint: dict[str, Any] = {"api_base": server.base_url, "api_key": "sk-fake"}
+
+        @llm_function(model_name=f"openai/{task}", temperature=0.0, max_tokens=200,
+                      name="bench.answer", **endpoint)  # fmt: skip
+        def answer(question: str) -> str:
+            """Answer the question."""
+
+        def program(question: str) -> str:
+            return answer(question)
+
+        def exact(example: dict[str, Any], prediction: Any) -> bool:
+            return feedback(example, prediction)[0] == 1.0
+
+        extra: dict[str, Any] = {}
+        if name == "InstructionSearch":
+            extra["proposer"] = promptlog.SimpleBot(
+                "", model_name=f"openai/{PROPOSER}", **endpoint)
+        if name == "ReflectiveSearch":
+            extra["reflection_model"] = promptlog.SimpleBot(
+                "", model_name=f"openai/{REFLECTOR}", **endpoint)
+        metric = feedback if name == "ReflectiveSearch" else exact
+        optimiser = optimiser_class(metric=metric, **options, **extra)
+        started = time.perf_counter()
+        result = optimiser.compile(program, trainset=train, valset=val, cache=False,
+                                   quiet=True, name=f"bench {name}")
+        seconds = time.perf_counter() - started
+        compiled = model_calls(server.requests)
+        with promptlog.overrides(result.best):
+            scores = [float(exact(example, program(example["question"]))) for example in val]
+        checked = model_calls(server.requests)
+    best = result.best.get("bench.answer", {}) if result.best else {}
+    return {
+        "optimiser": name,
+        "seconds": seconds,
+        "task_calls": compiled[task],
+        "eval_calls": checked[task] - compiled[task],
+        "instruction_calls": compiled[PROPOSER] + compiled[REFLECTOR],
+        "valset_score": sum(scores) / len(scores),
+        "reported_score": result.best_score,
+        "demos": len(best.get("demos") or ()),
+        "instructions": best.get("template", INSTRUCTIONS),
+        "candidates": len(result.candidates),
+    }
+
+
+def dspy_run(python: Path, pair: Pair) -> dict[str, Any]:
+    """One of DSPy's optimisers in DSPy's virtual environment, against a server here;
+    the model calls are the requests the server received."""
+    from promptlog.testing import FakeOpenAIServer
+
+    train, val = datasets()
+    with FakeOpenAIServer(responder=StandIns(), max_requests=100_000,
+                          max_seconds=3600) as server:  # fmt: skip
+        spec = {
+            "base_url": server.base_url, "task": pair.task, "instructions": INSTRUCTIONS,
+            "trainset": train, "valset": val, "optimiser": pair.theirs,
+            "options": pair.their_options, "proposer": PROPOSER, "reflector": REFLECTOR,
+        }  # fmt: skip
+        result = run_json([str(python), str(HERE / "peers" / "dspy_optimizers.py"),
+                           json.dumps(spec)], timeout=600)  # fmt: skip
+        served = model_calls(server.requests)
+    # The server's counts; DSPy's own history only splits tuning from scoring.
+    counted = result["task_calls"] + result["eval_calls"] + result["instruction_calls"]
+    result["history"] = counted
+    result["served"] = sum(served.values())
+    result["task_calls"] = served[pair.task] - result["eval_calls"]
+    result["instruction_calls"] = served[PROPOSER] + served[REFLECTOR]
+    return result
+
+
+def bench() -> Section:
+    from .common import worker
+
+    train, val = datasets()
+    section = Section(
+        "10. Prompt optimisers",
+        f"promptlog's optimisers and DSPy's on the same one-step program, {len(train)} "
+        f"training and {len(val)} validation examples and the same deterministic stand-in "
+        f"models over HTTP (few-shot optimisers on \"follows examples\", instruction "
+        f"optimisers on \"keyword\"; see benchmarks/optimizers.py). The figure is the tuned "
+        f"program's accuracy on the validation examples, measured the same way for both; "
+        f"the calls are the requests the stand-ins' server received until the tuned "
+        f"program's valset score was known: promptlog's compile scores its candidates on "
+        f"the valset (and the baseline, for the paired comparison), while DSPy's tuned "
+        f"program is then run on the valset once. One run each: the stand-ins are "
+        f"deterministic. Response caches off on both sides.",
+    )
+    try:
+        python: Path | None = peer_python("dspy")
+        version = peer_version("dspy")
+    except PeerUnavailable as e:
+        python, version = None, ""
+        section.notes.append(f"DSPy could not be installed, so it has no rows: {e}")
+    for pair in PAIRS:
+        print(f"  {pair.ours} vs {pair.theirs} ({pair.task})", flush=True)
+        ours = worker("optimizers.promptlog_run", pair.task, pair.ours, pair.our_options,
+                      timeout=600)  # fmt: skip
+        theirs = dspy_run(python, pair) if python is not None else None
+        their_calls = _calls(theirs, valset_run=True) if theirs is not None else None
+        if ours.get("missing"):
+            section.notes.append(f"promptlog has no `{pair.ours}` yet: only DSPy's row.")
+        else:
+            our_calls = _calls(ours, valset_run=False)
+            options = ", ".join(f"{k}={v}" for k, v in pair.our_options.items())
+            section.rows.append(Row(
+                f"promptlog `{pair.ours}({options})`, {pair.task}",
+                Figure([ours["valset_score"]]), "valset accuracy",
+                ratio=Figure([our_calls / their_calls]) if their_calls else None,
+                ratio_label="× DSPy's calls",
+                goal="≥ DSPy's score" if theirs is not None else "",
+                met=ours["valset_score"] >= theirs["valset_score"] if theirs else None,
+                note=_note(ours, our_calls),
+            ))
+            if abs(ours["reported_score"] - ours["valset_score"]) > 1e-9:
+                section.notes.append(
+                    f"promptlog `{pair.ours}` reported a valset score of "
+                    f"{ours['reported_score']:.3f}; run again it scored "
+                    f"{ours['valset_score']:.3f}.")  # fmt: skip
+        if theirs is not None and their_calls is not None:
+            options = ", ".join(f"{k}={v}" for k, v in pair.their_options.items())
+            section.rows.append(Row(
+                f"DSPy {version} `{pair.theirs}({options})`, {pair.task}",
+                Figure([theirs["valset_score"]]), "valset accuracy",
+                note=_note(theirs, their_calls),
+            ))
+            if theirs["history"] != theirs["served"]:
+                section.notes.append(
+                    f"DSPy `{pair.theirs}`: its LM history counted {theirs['history']} calls, "
+                    f"the server {theirs['served']}; the table shows the server's.")
+    return section
+
+
+def _calls(result: dict[str, Any], *, valset_run: bool) -> int:
+    """The calls until the tuned program's valset score was known."""
+    return (result["task_calls"] + result["instruction_calls"]
+            + (result["eval_calls"] if valset_run else 0))  # fmt: skip
+
+
+def _note(result: dict[str, Any], calls: int) -> str:
+    parts = [f"{calls} model calls: {result['task_calls']} to the task model while tuning"]
+    if result["instruction_calls"]:
+        parts.append(f"{result['instruction_calls']} to the proposer/reflection model")
+    if "candidates" not in result:
+        parts.append(f"{result['eval_calls']} scoring the tuned program on the valset")
+    what = f"{result['demos']} demos"
+    if result["instructions"] != INSTRUCTIONS:
+        what += f", instructions {result['instructions']!r}"
+    return f"{'; '.join(parts)}. Tuned: {what}; {result['seconds']:.1f} s."
