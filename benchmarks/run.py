@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -98,11 +99,52 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if args.keep_logs is None:
             shutil.rmtree(folder, ignore_errors=True)
-    text = render(sections, time.perf_counter() - started, args, machine)
+    seconds = time.perf_counter() - started
+    text = render(sections, seconds, args, machine)
+    partial = chosen != list(BENCHMARKS) and not args.quick
+    if partial and args.output == HERE / "results.md" and args.output.exists():
+        # Some sections measured again: put them into the complete run's file.
+        stamp = (f"_Measured on its own by `python -m benchmarks --only {','.join(chosen)}` "
+                 f"on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in "
+                 f"{seconds / 60:.0f} min: {machine}._")
+        text = merge(args.output.read_text(), text, stamp)
     args.output.write_text(text)
     print(f"\nwrote {args.output}")
     if not args.quick and chosen == list(BENCHMARKS) and args.output == HERE / "results.md":
         _update_docs(text)
+
+
+def merge(current: str, fresh: str, stamp: str) -> str:
+    """The results file ``current`` with the sections of ``fresh`` (and their goals)
+    in place of its own, each marked with ``stamp``; its other sections kept."""
+    head, goals, blocks = _parts(current)
+    _, fresh_goals, fresh_blocks = _parts(fresh)
+    for number, block in fresh_blocks.items():
+        title, _, body = block.partition("\n")
+        blocks[number] = f"{title}\n\n{stamp}\n{body}"
+        goals[number] = fresh_goals.get(number, [])
+    table = ["| section | measured | goal | met |", "|---|---|---|---|"]
+    table += [line for number in sorted(goals) for line in goals[number]]
+    sections = [blocks[number] for number in sorted(blocks)]
+    return "\n".join([head, "## Goals", "", *table, "", "\n\n".join(sections)]) + "\n"
+
+
+def _parts(text: str) -> tuple[str, dict[int, list[str]], dict[int, str]]:
+    """A results file's heading and first paragraph, its goals' rows by section
+    number, and its sections by number."""
+    head, _, rest = text.partition("\n## Goals\n")
+    pieces = re.split(r"\n(?=## \d+\. )", rest)
+    goals: dict[int, list[str]] = {}
+    for line in pieces[0].splitlines():
+        found = re.match(r"\| (\d+)\. ", line)
+        if found:
+            goals.setdefault(int(found[1]), []).append(line)
+    blocks = {}
+    for piece in pieces[1:]:
+        found = re.match(r"## (\d+)\. ", piece)
+        if found:
+            blocks[int(found[1])] = piece.strip("\n")
+    return head, goals, blocks
 
 
 def _update_docs(text: str) -> None:
