@@ -322,6 +322,7 @@ def promptlog_run(task: str, name: str, options: dict[str, Any]) -> dict[str, An
         "instruction_calls": compiled[PROPOSER] + compiled[REFLECTOR],
         "valset_score": sum(scores) / len(scores),
         "reported_score": result.best_score,
+        "baseline_score": result.baseline_score,
         "demos": len(best.get("demos") or ()),
         "instructions": best.get("template", INSTRUCTIONS),
         "candidates": len(result.candidates),
@@ -386,15 +387,22 @@ def bench() -> Section:
     except PeerUnavailable as e:
         python, version = None, ""
         section.notes.append(f"DSPy could not be installed, so it has no rows: {e}")
+    baselines: dict[str, float] = {}
+    ran: list[str] = []
     for pair in PAIRS:
         print(f"  {pair.ours} vs {pair.theirs} ({pair.task})", flush=True)
-        ours = worker("optimizers.promptlog_run", pair.task, pair.ours, pair.our_options,
-                      timeout=600)  # fmt: skip
-        theirs = dspy_run(python, pair) if python is not None else None
+        ours = _attempt(section, f"promptlog `{pair.ours}`", worker,
+                        "optimizers.promptlog_run", pair.task, pair.ours, pair.our_options)
+        theirs = None
+        if python is not None:
+            theirs = _attempt(section, f"DSPy `{pair.theirs}`", dspy_run, python, pair)
         their_calls = _calls(theirs, valset_run=True) if theirs is not None else None
-        if ours.get("missing"):
+        if theirs is not None:
+            ran.append(pair.theirs)
+        if ours is not None and ours.get("missing"):
             section.notes.append(f"promptlog has no `{pair.ours}` yet: only DSPy's row.")
-        else:
+        elif ours is not None:
+            baselines[pair.task] = ours["baseline_score"]
             our_calls = _calls(ours, valset_run=False)
             options = ", ".join(f"{k}={v}" for k, v in pair.our_options.items())
             section.rows.append(Row(
@@ -420,9 +428,29 @@ def bench() -> Section:
             ))
             if theirs["history"] != theirs["served"]:
                 section.notes.append(
-                    f"DSPy `{pair.theirs}`: its LM history counted {theirs['history']} calls, "
-                    f"the server {theirs['served']}; the table shows the server's.")
+                    f"DSPy `{pair.theirs}`: its LMs' history holds {theirs['history']} calls, "
+                    f"its server received {theirs['served']} requests (a request for n "
+                    f"completions is one history entry and n requests); the table counts "
+                    f"requests.")
+    if len(ran) == len(PAIRS):
+        section.notes.append(
+            f"DSPy {version} has all five optimisers compared (GEPA through the gepa "
+            f"package, which it installs), and each ran.")
+    if baselines:
+        scores = ", ".join(f"{score:.3f} on {task}" for task, score in baselines.items())
+        section.notes.append(f"Untuned (zero-shot), the program scores {scores} "
+                             f"(promptlog's baseline candidate).")
     return section
+
+
+def _attempt(section: Section, what: str, run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)``, or None with a note saying how it failed."""
+    try:
+        return run(*args)
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
+        last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        section.notes.append(f"{what} failed: {last}")
+        return None
 
 
 def _calls(result: dict[str, Any], *, valset_run: bool) -> int:
@@ -432,12 +460,16 @@ def _calls(result: dict[str, Any], *, valset_run: bool) -> int:
 
 
 def _note(result: dict[str, Any], calls: int) -> str:
-    parts = [f"{calls} model calls: {result['task_calls']} to the task model while tuning"]
-    if result["instruction_calls"]:
-        parts.append(f"{result['instruction_calls']} to the proposer/reflection model")
-    if "candidates" not in result:
-        parts.append(f"{result['eval_calls']} scoring the tuned program on the valset")
+    helper = result["instruction_calls"]
+    helped = f", {helper} to the proposer or reflection model" if helper else ""
+    if "candidates" in result:  # promptlog's: its compile scored the candidates
+        spent = (f"{calls} model calls ({result['task_calls']} to the task model{helped}) "
+                 f"to tune and to score {result['candidates']} candidates on the valset")
+    else:
+        spent = (f"{calls} model calls: {result['task_calls']} to the task model to "
+                 f"tune{helped}, then {result['eval_calls']} to score the tuned program on "
+                 f"the valset")
     what = f"{result['demos']} demos"
     if result["instructions"] != INSTRUCTIONS:
         what += f", instructions {result['instructions']!r}"
-    return f"{'; '.join(parts)}. Tuned: {what}; {result['seconds']:.1f} s."
+    return f"{spent}. Tuned: {what}; {result['seconds']:.1f} s."
