@@ -63,6 +63,9 @@ _LAZY = {
     "LocalModelError": "errors",
     "KnobError": "errors",
     "CredentialsError": "errors",
+    "OptimizationError": "errors",
+    "meta_optimize": "tuning.meta",
+    "MetaOptimization": "tuning.meta",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -81,7 +84,9 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Log",
     "Message",
     "MetricError",
+    "MetaOptimization",
     "NotAPromptlogDatabase",
+    "OptimizationError",
     "PromptDiff",
     "PromptError",
     "PromptNotFoundError",
@@ -110,6 +115,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "llm_strategy",
     "load_ipython_extension",
     "load_overrides",
+    "meta_optimize",
     "metric",
     "open",
     "overrides",
@@ -137,6 +143,7 @@ if TYPE_CHECKING:
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
+        OptimizationError,
         PromptError,
         PromptlogError,
         PromptNotFoundError,
@@ -156,6 +163,7 @@ if TYPE_CHECKING:
     from .settings import configure
     from .store import db_path, flush
     from .strategies import llm_strategy
+    from .tuning.meta import MetaOptimization, meta_optimize
 
 
 def __getattr__(name: str) -> Any:

@@ -120,6 +120,14 @@ class ExperimentFailedError(ExperimentError):
         self.failures: list[Any] = failures or []
 
 
+# --- optimisation -----------------------------------------------------------
+
+
+class OptimizationError(PromptlogError, ValueError):
+    """An optimiser is set up wrongly (no starting point, a bad bound, a knob that
+    names no field …)."""
+
+
 # --- testing ----------------------------------------------------------------
 
 

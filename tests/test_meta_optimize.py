@@ -1,0 +1,347 @@
+"""promptlog.meta_optimize, llm-strategy's reflection loop, on the fake OpenAI server: a
+responder reads which of the optimiser's typed functions is asking and answers from a
+script, so every reply goes through litellm and is parsed into the seed's models."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+import promptlog
+from promptlog import OptimizationError, llm_function, meta_optimize
+from promptlog.tuning.meta import ImprovementProbability, OptimizationStep, TaskReflection
+
+_FUNCTION = re.compile(r"implementation of the Python function `(\w+)\(")
+_INPUTS = re.compile(r"Inputs:\n```\n(.*)\n```", re.S)
+
+
+class Script:
+    """The optimiser's model: per typed function, a reply written from the call's
+    inputs; every call's inputs kept, by function."""
+
+    def __init__(self, **replies: Callable[[dict[str, Any]], Any]):
+        self.replies = {
+            "reflect_on_task_run": self.reflect,
+            "summarize_optimization_info": self.summarise,
+            "probability_for_improvement": lambda inputs: {
+                "considerations": ["more to try"], "probability": 0.9,
+            },
+            **replies,
+        }
+        self.calls: dict[str, list[dict[str, Any]]] = {}
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        system = request["messages"][0]["content"]
+        function = _FUNCTION.search(system).group(1)  # type: ignore[union-attr]
+        user = request["messages"][-1]["content"]
+        found = _INPUTS.search(user)
+        inputs = json.loads(found.group(1)) if found else {}
+        inputs["_text"] = user
+        self.calls.setdefault(function, []).append(inputs)
+        reply = self.replies[function](inputs)
+        return reply if isinstance(reply, str) else json.dumps(reply)
+
+    @staticmethod
+    def reflect(inputs: dict[str, Any]) -> dict[str, str]:
+        run = inputs["task_run"]
+        return {
+            "feedback": f"length {run['hyperparameters']['length']} scored {run['score']}",
+            "evaluation": "ok" if run["exception"] is None else f"failed: {run['exception']}",
+            "hyperparameter_suggestion": "try a length nearer 7",
+            "hyperparameter_missing": "none",
+        }
+
+    def summarise(self, inputs: dict[str, Any]) -> str:
+        count = len(inputs["optimization_info"]["task_infos"])
+        return f"SUMMARY {len(self.calls['summarize_optimization_info'])} of {count} infos"
+
+
+class Hyper(BaseModel):
+    length: int = Field(ge=1, le=20, description="How many characters to write.")
+
+
+def step(best: int, lengths: list[int], topics: list[str]) -> dict[str, Any]:
+    return {
+        "best_hyperparameters": {"length": best},
+        "suggestion": f"try lengths {lengths}",
+        "task_parameters_suggestions": topics,
+        "hyperparameter_suggestions": [{"length": n} for n in lengths],
+    }
+
+
+def suggestions(*steps: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Round n's suggestion is steps[n - 1] (the last one again after that)."""
+    asked = []
+
+    def reply(inputs: dict[str, Any]) -> dict[str, Any]:
+        asked.append(inputs)
+        return steps[min(len(asked), len(steps)) - 1]
+
+    return reply
+
+
+task_calls: list[tuple[str, int]] = []
+
+
+def write(topic: str, hyperparameters: Hyper) -> str:
+    """Write exactly seven characters about the topic."""
+    task_calls.append((topic, hyperparameters.length))
+    if hyperparameters.length == 13:
+        raise ValueError("thirteen is unlucky")
+    return (topic * 20)[: hyperparameters.length]
+
+
+def closeness(topic: str, text: str) -> float:
+    return -abs(len(text) - 7)
+
+
+@pytest.fixture(autouse=True)
+def no_task_calls():
+    task_calls.clear()
+
+
+def runs_of(result) -> list[dict[str, Any]]:
+    return promptlog.open().run_records(result.experiment.id).dicts(nest=True)
+
+
+def roles(result) -> list[tuple[str, int]]:
+    return sorted(
+        (run["result"]["role"], run["result"]["round"])
+        for run in runs_of(result) if run["result"]
+    )  # fmt: skip
+
+
+def test_reflections_and_suggestions_are_parsed_and_every_step_is_a_logged_run(fake_openai):
+    script = Script(suggest_next_optimization_step=suggestions(step(5, [5, 9], ["sea"])))
+    fake_openai.responder = script
+    result = meta_optimize(
+        write, Hyper(length=3), ["ink", "owl"], closeness, rounds=1, name="lengths",
+        **fake_openai.bot_kwargs,
+    )
+
+    # The seed's models, parsed from the replies.
+    assert [type(s) for s in result.steps] == [OptimizationStep[str, str, Hyper]]
+    assert result.steps[0].hyperparameter_suggestions == [Hyper(length=5), Hyper(length=9)]
+    assert sorted(task_calls) == [("ink", 3), ("owl", 3), ("sea", 5), ("sea", 9)]
+    reflections = result.rounds["reflections"].explode().tolist()
+    assert [r["feedback"] for r in reflections] == [
+        "length 3 scored -4.0", "length 3 scored -4.0", "length 5 scored -2.0",
+        "length 9 scored -2.0",
+    ]  # fmt: skip
+    TaskReflection.model_validate(reflections[0])
+
+    # What the suggestion was asked with: the reflections, the metric's best so far.
+    (asked,) = script.calls["suggest_next_optimization_step"]
+    info = asked["optimization_info"]
+    assert [i["reflection"]["feedback"] for i in info["task_infos"]] == [
+        "length 3 scored -4.0", "length 3 scored -4.0"
+    ]
+    assert info["best_hyperparameters"] == {"length": 3} and info["best_score"] == -4.0
+    assert "Write exactly seven characters" in asked["_text"]  # the task's docstring
+    # The reflection saw the task run: parameters, hyperparameters, result, score.
+    (task_run,) = [
+        call["task_run"] for call in script.calls["reflect_on_task_run"]
+        if call["task_run"]["hyperparameters"] == {"length": 5}
+    ]  # fmt: skip
+    assert task_run["task_parameters"] == "sea" and task_run["return_value"] == "sease"
+    assert task_run["score"] == -2.0 and task_run["exception"] is None
+
+    # One optimisation experiment; a run per task, reflection and suggestion.
+    optimizations = promptlog.open().optimizations()
+    assert optimizations.loc[0, "name"] == "lengths"
+    assert optimizations.loc[0, "optimiser"] == "meta_optimize"
+    assert optimizations.loc[0, "best_score"] == -2.0
+    assert roles(result) == [
+        ("reflection", 0), ("reflection", 0), ("reflection", 1), ("reflection", 1),
+        ("suggestion", 1), ("task", 0), ("task", 0), ("task", 1), ("task", 1),
+    ]  # fmt: skip
+    runs = runs_of(result)
+    tasks = [r for r in runs if r["result"]["role"] == "task"]
+    assert sorted(r["metrics"]["score"] for r in tasks) == [-4.0, -4.0, -2.0, -2.0]
+    assert sorted(r["hyperparameters"]["length"] for r in tasks) == [3, 3, 5, 9]
+    # Every model call the optimiser made is on one of its runs.
+    calls = promptlog.open().call_records().dicts()
+    assert len(calls) == 5 and all(c["run_id"] for c in calls)
+    assert optimizations.loc[0, "outcome"] == {
+        "best_score": -2.0, "best_hyperparameters": {"length": 5}, "rounds": 1,
+        "stopped": "rounds",
+    }  # fmt: skip
+
+
+def test_a_metric_picks_the_best_hyperparameters_not_the_models_word(fake_openai):
+    # The model insists that length 3 is best; the metric says 7 (and 13 fails).
+    fake_openai.responder = Script(
+        suggest_next_optimization_step=suggestions(
+            step(3, [7, 13], ["ink", "owl"]), step(3, [2], ["sea"])
+        )
+    )
+    result = meta_optimize(
+        write, Hyper(length=3), ["ink", "owl"], closeness, rounds=2,
+        **fake_openai.bot_kwargs,
+    )
+    assert result.steps[-1].best_hyperparameters == Hyper(length=3)  # the model's word
+    assert result.best_hyperparameters == Hyper(length=7)
+    assert result.best_score == 0.0
+    assert result.stopped == "rounds"
+    rounds = result.rounds
+    assert rounds["hyperparameters"].tolist() == [
+        {"length": 3}, {"length": 7}, {"length": 13}, {"length": 2}
+    ]
+    assert rounds["score"].tolist()[:2] == [-4.0, 0.0]
+    assert math.isnan(rounds["score"][2])  # both runs of 13 failed: no score
+    assert rounds["best"].tolist() == [True, True, False, False]
+    failed = [r for r in runs_of(result) if r["status"] == "failed"]
+    assert len(failed) == 2 and all(r["result"]["role"] == "task" for r in failed)
+    # The failure was reflected on, with its exception.
+    evaluations = [r["evaluation"] for r in rounds["reflections"][2]]
+    assert evaluations == ["failed: ValueError: thirteen is unlucky"] * 2
+
+
+def test_without_a_metric_the_models_word_is_the_best(fake_openai):
+    fake_openai.responder = Script(
+        suggest_next_optimization_step=suggestions(step(9, [7], ["ink"]))
+    )
+    result = meta_optimize(write, Hyper(length=3), ["ink"], rounds=1, **fake_openai.bot_kwargs)
+    assert result.best_hyperparameters == Hyper(length=9)
+    assert result.best_score is None
+    assert result.rounds["scores"].tolist() == [[None], [None]]
+
+
+def test_older_task_infos_are_summarised_past_max_task_infos(fake_openai):
+    script = Script(
+        suggest_next_optimization_step=suggestions(
+            step(3, [5, 9], ["sea", "sky"]), step(3, [6], ["elm"])
+        )
+    )
+    fake_openai.responder = script
+    result = meta_optimize(
+        write, Hyper(length=3), ["ink", "owl"], closeness, rounds=2, max_task_infos=4,
+        **fake_openai.bot_kwargs,
+    )
+    # Round 1 brings the infos to 2 + 4 = 6 > 4: the 4 oldest are summarised, 2 kept.
+    (summarised,) = script.calls["summarize_optimization_info"]
+    assert len(summarised["optimization_info"]["task_infos"]) == 4
+    assert summarised["optimization_info"]["older_task_summary"] is None
+    second = script.calls["suggest_next_optimization_step"][1]["optimization_info"]
+    assert second["older_task_summary"] == "SUMMARY 1 of 4 infos"
+    assert len(second["task_infos"]) == 2
+    assert result.summary == "SUMMARY 1 of 4 infos"
+    assert ("summary", 1) in roles(result)
+
+
+def test_a_low_probability_of_improvement_stops_the_loop(fake_openai):
+    script = Script(
+        suggest_next_optimization_step=suggestions(step(3, [5], ["ink"])),
+        probability_for_improvement=lambda inputs: {
+            "considerations": ["nothing left to try"], "probability": 0.2,
+        },
+    )
+    fake_openai.responder = script
+    result = meta_optimize(
+        write, Hyper(length=3), ["ink"], closeness, rounds=5, stop_probability=0.5,
+        **fake_openai.bot_kwargs,
+    )
+    assert result.stopped == "probability"
+    assert len(result.steps) == 1 and len(script.calls["suggest_next_optimization_step"]) == 1
+    probabilities = result.rounds["probability"].tolist()
+    assert math.isnan(probabilities[0]) and probabilities[1] == 0.2  # none after round 0
+    probability = [r for r in runs_of(result) if r["result"]["role"] == "probability"]
+    assert probability[0]["result"]["probability"]["probability"] == 0.2
+    ImprovementProbability.model_validate(probability[0]["result"]["probability"])
+
+
+def test_resume_continues_without_rerunning_finished_rounds(fake_openai):
+    script = Script(
+        suggest_next_optimization_step=suggestions(
+            step(3, [5], ["ink"]), step(5, [6], ["owl"]), step(6, [7], ["sea"])
+        )
+    )
+    fake_openai.responder = script
+    first = meta_optimize(
+        write, Hyper(length=3), ["ink"], closeness, rounds=1, name="resumable",
+        **fake_openai.bot_kwargs,
+    )
+    assert task_calls == [("ink", 3), ("ink", 5)]
+    requests = fake_openai.request_count
+
+    task_calls.clear()
+    again = meta_optimize(
+        write, Hyper(length=3), ["ink"], closeness, rounds=3, name="resumable", resume=True,
+        **fake_openai.bot_kwargs,
+    )
+    assert again.experiment.id == first.experiment.id
+    assert task_calls == [("owl", 6), ("sea", 7)]  # rounds 0 and 1 were not run again
+    # New calls: round 1's probability (not asked when it was the last round), then
+    # rounds 2 and 3 (a suggestion and a reflection each, and round 2's probability).
+    assert fake_openai.request_count - requests == 6
+    assert again.best_hyperparameters == Hyper(length=7)
+    assert again.rounds["round"].tolist() == [0, 1, 2, 3]
+    assert sorted(roles(again)).count(("task", 0)) == 1
+
+
+class Knobbed(BaseModel):
+    instructions: str = Field(description="The instructions of write_slogan.")
+
+
+def test_a_prompt_knob_in_the_hyperparameters_is_a_new_diffable_version(fake_openai):
+    @llm_function(**fake_openai.bot_kwargs)
+    def write_slogan(topic: str) -> str:
+        """Write a slogan about {{ topic }}."""
+
+    better = "Write a slogan of at most three words about {{ topic }}."
+
+    def slogan(topic: str, hyperparameters: Knobbed) -> str:
+        return write_slogan(topic)
+
+    def shortness(topic: str, text: str) -> float:
+        return -len(text.split())
+
+    def reply(request: dict[str, Any]) -> str:
+        system = request["messages"][0]["content"]
+        if "`write_slogan(" in system:
+            asked = request["messages"][-1]["content"]
+            return "Tea." if "three words" in asked else "Tea is the warm heart of a cold day."
+        return script(request)
+
+    script = Script(
+        suggest_next_optimization_step=suggestions({
+            "best_hyperparameters": {"instructions": write_slogan.template},
+            "suggestion": "shorter",
+            "task_parameters_suggestions": ["tea"],
+            "hyperparameter_suggestions": [{"instructions": better}],
+        })
+    )
+    fake_openai.responder = reply
+    result = meta_optimize(
+        slogan, Knobbed(instructions=write_slogan.template), ["tea"], shortness,
+        knobs={"instructions": write_slogan}, rounds=1, **fake_openai.bot_kwargs,
+    )
+    assert result.best_hyperparameters.instructions == better
+    assert [v.version for v in write_slogan.versions()] == [1, 2]
+    shown = str(promptlog.diff(write_slogan))
+    assert "-Write a slogan about {{ topic }}." in shown
+    assert f"+{better}" in shown
+    # The override is on the task run that used it.
+    tasks = [r for r in runs_of(result) if r["result"]["role"] == "task"]
+    tasks.sort(key=lambda r: r["result"]["round"])
+    assert [better in json.dumps(r["hyperparameters"]) for r in tasks] == [False, True]
+
+
+def test_bad_arguments_are_clear_errors_before_anything_runs(fake_openai, db_path):
+    with pytest.raises(OptimizationError, match="pydantic model instance"):
+        meta_optimize(write, {"length": 3}, ["ink"], **fake_openai.bot_kwargs)
+    with pytest.raises(OptimizationError, match="non-empty list"):
+        meta_optimize(write, Hyper(length=3), [], **fake_openai.bot_kwargs)
+    with pytest.raises(OptimizationError, match="not a field of Hyper"):
+        meta_optimize(
+            write, Hyper(length=3), ["ink"], knobs={"size": "x"}, **fake_openai.bot_kwargs
+        )
+    with pytest.raises(OptimizationError, match="stop_probability"):
+        meta_optimize(write, Hyper(length=3), ["ink"], stop_probability=2)
+    assert task_calls == [] and fake_openai.request_count == 0 and not db_path.exists()
