@@ -345,3 +345,36 @@ def test_bad_arguments_are_clear_errors_before_anything_runs(fake_openai, db_pat
     with pytest.raises(OptimizationError, match="stop_probability"):
         meta_optimize(write, Hyper(length=3), ["ink"], stop_probability=2)
     assert task_calls == [] and fake_openai.request_count == 0 and not db_path.exists()
+
+
+def test_resume_after_ctrl_c_mid_round_keeps_finished_and_failed_task_runs(fake_openai):
+    fake_openai.responder = Script(
+        suggest_next_optimization_step=suggestions(
+            step(3, [13, 9], ["sea"]), step(3, [7], ["elm"])
+        )
+    )
+    interrupt = [True]
+
+    def flaky(topic: str, hyperparameters: Hyper) -> str:
+        if hyperparameters.length == 9 and interrupt.pop():
+            raise KeyboardInterrupt
+        return write(topic, hyperparameters)
+
+    options = dict(name="flaky", max_workers=1, **fake_openai.bot_kwargs)
+    with pytest.raises(KeyboardInterrupt):
+        meta_optimize(flaky, Hyper(length=3), ["ink"], closeness, rounds=2, **options)
+    assert promptlog.open().optimizations().loc[0, "status"] == "interrupted"
+    assert task_calls == [("ink", 3), ("sea", 13)]
+
+    task_calls.clear()
+    interrupt.append(False)
+    result = meta_optimize(
+        flaky, Hyper(length=3), ["ink"], closeness, rounds=2, resume=True, **options
+    )
+    # The seed run and the failed run of 13 are kept; the interrupted one runs again.
+    assert task_calls == [("sea", 9), ("elm", 7)]
+    assert result.best_hyperparameters == Hyper(length=7)
+    assert result.rounds["hyperparameters"].tolist() == [
+        {"length": 3}, {"length": 13}, {"length": 9}, {"length": 7}
+    ]
+    assert promptlog.open().optimizations().loc[0, "status"] == "succeeded"

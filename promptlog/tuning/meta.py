@@ -579,7 +579,11 @@ class _Loop:
         self.logged: dict[tuple[str, int, int], dict[str, Any]] = {}
         for run in exp.runs:
             result = run.result
-            if run.status == "succeeded" and isinstance(result, dict) and "role" in result:
+            if not isinstance(result, dict) or "role" not in result:
+                continue
+            # A task that failed is a finished data point too (its exception is kept);
+            # any other step that failed is asked again.
+            if run.status == "succeeded" or "exception" in result:
                 self.logged[(result["role"], result["round"], result.get("index", 0))] = result
         self.records: list[_TaskRecord] = []
         self.infos: list[Any] = []  # the TaskInfos not summarised yet
@@ -746,7 +750,11 @@ class _Loop:
                 if run.status == "succeeded":
                     values[index] = self._revive(role, run.result, item)
                 elif role == "task":
-                    values[index] = self._failed_task(number, item, run)
+                    values[index] = (
+                        self._revive(role, run.result, item)
+                        if isinstance(run.result, dict) and "exception" in run.result
+                        else self._failed_task(number, item, run)
+                    )
                 elif required:
                     raise _StepFailed(role, number, run.error)
         return values
@@ -758,8 +766,8 @@ class _Loop:
                 round=result["round"],
                 task_parameters=_validate(self.params, result["task_parameters"]),
                 hyperparameters=self.hyper.model_validate(result["hyperparameters"]),
-                return_value=_validate(self.results, result["return_value"]),
-                exception=None,
+                return_value=_validate(self.results, result.get("return_value")),
+                exception=result.get("exception"),
                 score=result.get("score"),
                 run_id=result.get("run_id"),
             )
@@ -772,8 +780,7 @@ class _Loop:
         return ImprovementProbability.model_validate(result["probability"])
 
     def _failed_task(self, number: int, item: tuple[Any, Any], run: Run) -> _TaskRecord:
-        error = run.error
-        text = "".join(traceback.format_exception_only(error)).strip() if error else "failed"
+        text = _exception(run.error) if run.error is not None else "failed"
         task_parameters, hyperparameters = item
         return _TaskRecord(number, task_parameters, hyperparameters, None, text, None, run.id)
 
@@ -785,23 +792,32 @@ class _Loop:
         if run is not None:
             for name, value in hyperparameters.model_dump(mode="json").items():
                 run.note_hyperparameter(name, value)
-        overrides = self.plan.overrides(hyperparameters)
-        token = _knobs.push(overrides) if overrides else None
-        try:
-            value = self.plan.task(task_parameters, hyperparameters)
-        finally:
-            if token is not None:
-                _knobs.pop(token)
         found: dict[str, Any] = {
             "task_parameters": _data(task_parameters),
             "hyperparameters": _data(hyperparameters),
-            "return_value": _knobs.jsonable(value, strict=False),
             "run_id": run.id if run is not None else None,
         }
-        if run is not None:
-            run.set_result(found)  # kept if the metric fails
+        token = None
+        try:
+            overrides = self.plan.overrides(hyperparameters)  # a suggested knob may not fit
+            token = _knobs.push(overrides) if overrides else None
+            value = self.plan.task(task_parameters, hyperparameters)
+        except Exception as error:
+            if run is not None:  # the run fails, and its result says how, for a resume
+                run.set_result({**_head_of(run), **found, "exception": _exception(error)})
+            raise
+        finally:
+            if token is not None:
+                _knobs.pop(token)
+        found["return_value"] = _knobs.jsonable(value, strict=False)
         if self.plan.metric is not None:
-            found["score"] = metrics.validate(SCORE, self.plan.metric(task_parameters, value))[0]
+            try:
+                score = self.plan.metric(task_parameters, value)
+                found["score"] = metrics.validate(SCORE, score)[0]
+            except Exception as error:
+                if run is not None:
+                    run.set_result({**_head_of(run), **found, "exception": _exception(error)})
+                raise
             metrics.record(SCORE, found["score"])
         return found
 
@@ -831,6 +847,16 @@ class _Loop:
 
 
 # --- small helpers -----------------------------------------------------------------------
+
+
+def _head_of(run: Any) -> dict[str, Any]:
+    """What a step's run says of itself before its work is done: role, round, index."""
+    result = run.result if isinstance(run.result, dict) else {}
+    return {key: result[key] for key in ("role", "round", "index") if key in result}
+
+
+def _exception(error: BaseException) -> str:
+    return "".join(traceback.format_exception_only(error)).strip()
 
 
 def _data(value: Any) -> Any:
