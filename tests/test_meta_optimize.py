@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +21,7 @@ import promptlog
 from promptlog import OptimizationError, llm_function, meta_optimize
 from promptlog.tuning.meta import ImprovementProbability, OptimizationStep, TaskReflection
 
+ROOT = Path(__file__).resolve().parents[1]
 _FUNCTION = re.compile(r"implementation of the Python function `(\w+)\(")
 _INPUTS = re.compile(r"Inputs:\n```\n(.*)\n```", re.S)
 
@@ -243,14 +248,22 @@ def test_a_low_probability_of_improvement_stops_the_loop(fake_openai):
         },
     )
     fake_openai.responder = script
-    result = meta_optimize(
-        write, Hyper(length=3), ["ink"], closeness, rounds=5, stop_probability=0.5,
-        **fake_openai.bot_kwargs,
+    # The optimiser's own prompts are knobs too.
+    pessimist = {"template": "Be pessimistic about: {{ task_description }}"}
+    with promptlog.overrides({"probability_for_improvement": pessimist}):
+        result = meta_optimize(
+            write, Hyper(length=3), ["ink"], closeness, rounds=5, stop_probability=0.5,
+            **fake_openai.bot_kwargs,
+        )
+    assert script.calls["probability_for_improvement"][0]["_text"].startswith(
+        "Be pessimistic about: Write exactly seven characters"
     )
     assert result.stopped == "probability"
     assert len(result.steps) == 1 and len(script.calls["suggest_next_optimization_step"]) == 1
     probabilities = result.rounds["probability"].tolist()
     assert math.isnan(probabilities[0]) and probabilities[1] == 0.2  # none after round 0
+    runs = promptlog.open().runs(result.experiment.id)  # as docs/meta_optimize.md reads them
+    assert runs[runs.result.str["role"] == "task"]["score"].tolist() == [-4.0, -2.0]
     probability = [r for r in runs_of(result) if r["result"]["role"] == "probability"]
     assert probability[0]["result"]["probability"]["probability"] == 0.2
     ImprovementProbability.model_validate(probability[0]["result"]["probability"])
@@ -378,3 +391,21 @@ def test_resume_after_ctrl_c_mid_round_keeps_finished_and_failed_task_runs(fake_
         {"length": 3}, {"length": 13}, {"length": 9}, {"length": 7}
     ]
     assert promptlog.open().optimizations().loc[0, "status"] == "succeeded"
+
+
+def test_the_example_runs_on_the_offline_model_and_logs_its_prompt_versions(tmp_path):
+    log = tmp_path / "example.db"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(PROMPTLOG_DB=str(log), PROMPTLOG_MODEL="promptlog/offline")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "meta_optimize.py")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "best: instructions=" in done.stdout
+    found = promptlog.open(log).optimizations()
+    assert found.loc[0, "name"] == "taglines" and found.loc[0, "status"] == "succeeded"
+    # Round 1 tried new instructions: new versions of the tagline writer.
+    versions = promptlog.open(log).prompt_versions("meta_optimize.write_tagline")
+    assert len(versions) >= 2
