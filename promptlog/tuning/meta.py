@@ -626,7 +626,13 @@ class _Loop:
         """Run and reflect on every pair, summarise if need be, and (but after the last
         round) ask the probability of improvement; return it."""
         done = self._many("task", number, pairs, self._run_task)
-        reflections = self._many("reflection", number, done, self._reflect, required=False)
+        # The chat chains read here, at once, rather than by each reflection: a read
+        # waits for the log to take in everything written before it.
+        chains = _chat_chains([r.run_id for r in done if r.run_id is not None])
+        reflections = self._many(
+            "reflection", number, [(r, chains.get(r.run_id, [])) for r in done],
+            self._reflect, required=False,
+        )
         new = []
         for record, reflection in zip(done, reflections, strict=True):
             record.reflection = reflection
@@ -821,11 +827,12 @@ class _Loop:
             metrics.record(SCORE, found["score"])
         return found
 
-    def _reflect(self, record: _TaskRecord) -> dict[str, Any]:
+    def _reflect(self, item: tuple[_TaskRecord, list[list[ChatMessage]]]) -> dict[str, Any]:
+        record, chains = item
         task_run = self.task_run_type(
             task_parameters=record.task_parameters,
             hyperparameters=record.hyperparameters,
-            all_chat_chains=_chat_chains(record.run_id),
+            all_chat_chains=chains,
             return_value=record.return_value,
             exception=record.exception,
             score=record.score,
@@ -878,23 +885,25 @@ def _validate(tp: Any, value: Any) -> Any:
         return value
 
 
-def _chat_chains(run_id: str | None) -> list[ChatMessage | Any]:
-    """The task run's logged calls, each as its messages followed by the reply."""
-    if run_id is None:
-        return []
+def _chat_chains(run_ids: list[str]) -> dict[str, list[list[ChatMessage]]]:
+    """Each run's logged calls, each as its messages followed by the reply."""
+    if not run_ids:
+        return {}
     from ..read import open as open_log
 
-    chains: list[Any] = []
-    for call in open_log().call_records(run=run_id).dicts():
-        chain = [
-            ChatMessage(role=str(m.get("role", "")), content=_cut(m.get("content")))
-            for m in call.get("messages") or []
-            if isinstance(m, dict)
-        ]
-        reply = call.get("response_text") or call.get("error")
-        if reply:
-            chain.append(ChatMessage(role="assistant", content=_cut(reply)))
-        chains.append(chain)
+    chains: dict[str, list[list[ChatMessage]]] = {run_id: [] for run_id in run_ids}
+    log = open_log()
+    for run_id in dict.fromkeys(run_ids):
+        for call in log.call_records(run=run_id).dicts():
+            chain = [
+                ChatMessage(role=str(m.get("role", "")), content=_cut(m.get("content")))
+                for m in call.get("messages") or []
+                if isinstance(m, dict)
+            ]
+            reply = call.get("response_text") or call.get("error")
+            if reply:
+                chain.append(ChatMessage(role="assistant", content=_cut(reply)))
+            chains[run_id].append(chain)
     return chains
 
 
