@@ -120,16 +120,16 @@ class ExperimentFailedError(ExperimentError):
         self.failures: list[Any] = failures or []
 
 
-# --- optimisation -----------------------------------------------------------
-
-
-class OptimizationError(PromptlogError, ValueError):
-    """An optimiser is set up wrongly (no starting point, a bad bound, a knob that
-    names no field …)."""
-
-
 # --- testing ----------------------------------------------------------------
 
 
 class LocalModelError(PromptlogError):
     """The local test model cannot be had (runtime missing, download failed) or did not start."""
+
+
+# --- optimisers -------------------------------------------------------------
+
+
+class OptimizerError(PromptlogError):
+    """An optimiser is set up wrongly (a bad budget, no typed function to tune, examples
+    it cannot read demos from) or its program failed on every example."""

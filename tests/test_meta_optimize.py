@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import promptlog
-from promptlog import OptimizationError, llm_function, meta_optimize
+from promptlog import OptimizerError, llm_function, meta_optimize
 from promptlog.tuning.meta import ImprovementProbability, OptimizationStep, TaskReflection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -347,15 +347,15 @@ def test_a_prompt_knob_in_the_hyperparameters_is_a_new_diffable_version(fake_ope
 
 
 def test_bad_arguments_are_clear_errors_before_anything_runs(fake_openai, db_path):
-    with pytest.raises(OptimizationError, match="pydantic model instance"):
+    with pytest.raises(OptimizerError, match="pydantic model instance"):
         meta_optimize(write, {"length": 3}, ["ink"], **fake_openai.bot_kwargs)
-    with pytest.raises(OptimizationError, match="non-empty list"):
+    with pytest.raises(OptimizerError, match="non-empty list"):
         meta_optimize(write, Hyper(length=3), [], **fake_openai.bot_kwargs)
-    with pytest.raises(OptimizationError, match="not a field of Hyper"):
+    with pytest.raises(OptimizerError, match="not a field of Hyper"):
         meta_optimize(
             write, Hyper(length=3), ["ink"], knobs={"size": "x"}, **fake_openai.bot_kwargs
         )
-    with pytest.raises(OptimizationError, match="stop_probability"):
+    with pytest.raises(OptimizerError, match="stop_probability"):
         meta_optimize(write, Hyper(length=3), ["ink"], stop_probability=2)
     assert task_calls == [] and fake_openai.request_count == 0 and not db_path.exists()
 

@@ -1,1 +1,1 @@
-"""Optimisers that use the log: every candidate they try is a logged run."""
+"""Using the log to improve prompts: optimisers whose every candidate is an experiment."""

@@ -40,7 +40,7 @@ from .. import knobs as _knobs
 from .. import metrics, settings
 from .._plain import shown
 from ..context import current_run
-from ..errors import OptimizationError
+from ..errors import OptimizerError
 from ..functions import LLMFunction, llm_function
 
 if TYPE_CHECKING:
@@ -334,7 +334,7 @@ def meta_optimize(
         stop_probability, description,
     )  # fmt: skip
     if model_name is None and bot is None and settings.model_name() is None:
-        raise OptimizationError(
+        raise OptimizerError(
             "meta_optimize has no model to reflect and suggest with: pass model_name=... "
             "(or bot=...), or set a default with promptlog.configure(model_name=...) or "
             f"the {settings.MODEL_ENV_VAR} environment variable."
@@ -404,12 +404,12 @@ class _Plan:
         description: Any,
     ) -> _Plan:
         if not callable(task):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"meta_optimize takes the task as a function task(task_parameters, "
                 f"hyperparameters), not {shown(task)}."
             )
         if not isinstance(hyperparameters, BaseModel):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"meta_optimize's hyperparameters must be a pydantic model instance (its "
                 f"class is the type every suggestion must have), not {shown(hyperparameters)}."
                 f" Declare class Hyper(BaseModel): ... and pass Hyper(...)."
@@ -417,28 +417,28 @@ class _Plan:
         if isinstance(task_parameters, (str, bytes, Mapping)) or not isinstance(
             task_parameters, Sequence
         ) or not task_parameters:
-            raise OptimizationError(
+            raise OptimizerError(
                 f"meta_optimize's task_parameters must be a non-empty list of the task's "
                 f"inputs (round 0 runs the task on each), not {shown(task_parameters)}."
             )
         if metric is not None and not callable(metric):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"metric must be a function metric(task_parameters, result) -> float, not "
                 f"{shown(metric)}."
             )
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
-            raise OptimizationError(f"rounds must be a whole number of at least 0, not {rounds!r}.")
+            raise OptimizerError(f"rounds must be a whole number of at least 0, not {rounds!r}.")
         if isinstance(max_task_infos, bool) or not isinstance(max_task_infos, int) or (
             max_task_infos < 2
         ):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"max_task_infos must be a whole number of at least 2 (past it the older "
                 f"task infos are summarised), not {max_task_infos!r}."
             )
         if isinstance(stop_probability, bool) or not isinstance(stop_probability, (int, float)) or (
             not 0 <= stop_probability <= 1
         ):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"stop_probability must be a number between 0 and 1, not {stop_probability!r}."
             )
         first = task_parameters[0]
@@ -446,7 +446,7 @@ class _Plan:
         if isinstance(first, Mapping):
             params_type = dict[str, Any]
         elif any(type(p) is not type(first) for p in task_parameters):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"Every task parameter must be of one type (the optimiser proposes more of "
                 f"it); got {', '.join(sorted({type(p).__name__ for p in task_parameters}))}."
             )
@@ -496,21 +496,21 @@ def _knob_targets(
     if knobs is None:
         return {}
     if not isinstance(knobs, Mapping):
-        raise OptimizationError(
+        raise OptimizerError(
             f"knobs maps fields of the hyperparameters to prompts, functions or declared "
             f"hyperparameters: {{'instructions': write_essay}}, not {shown(knobs)}."
         )
     found: dict[str, tuple[Any, str | None]] = {}
     for field_name, target in knobs.items():
         if field_name not in hyper_type.model_fields:
-            raise OptimizationError(
+            raise OptimizerError(
                 f"knobs names {field_name!r}, which is not a field of {hyper_type.__name__} "
                 f"(its fields: {', '.join(hyper_type.model_fields) or 'none'})."
             )
         knob: str | None = "template"
         if isinstance(target, tuple):
             if len(target) != 2 or not isinstance(target[1], str):
-                raise OptimizationError(
+                raise OptimizerError(
                     f"knobs[{field_name!r}] must be a prompt or function, a (prompt_or_"
                     f"function, knob) pair or a declared hyperparameter's name, not "
                     f"{shown(target)}."
