@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field
 
 import promptlog
 from promptlog import OptimizerError, llm_function, meta_optimize
+from promptlog.functions import find
+from promptlog.tuning import meta
 from promptlog.tuning.meta import ImprovementProbability, OptimizationStep, TaskReflection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +158,10 @@ def test_reflections_and_suggestions_are_parsed_and_every_step_is_a_logged_run(f
     ]  # fmt: skip
     assert task_run["task_parameters"] == "sea" and task_run["return_value"] == "sease"
     assert task_run["score"] == -2.0 and task_run["exception"] is None
+
+    # The optimiser called the model it was given through copies of its functions,
+    # which leave the functions themselves as they were.
+    assert find("promptlog.tuning.meta.reflect_on_task_run") is meta.reflect_on_task_run
 
     # One optimisation experiment; a run per task, reflection and suggestion.
     optimizations = promptlog.open().optimizations()

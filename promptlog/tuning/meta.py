@@ -534,7 +534,7 @@ def _bound_functions(
         chosen["model_name"] = model_name
     if bot is not None:
         chosen["bot"] = bot
-    return {f.fn.__name__: LLMFunction(f.fn, name=f.name, **chosen) for f in _FUNCTIONS}
+    return {f.fn.__name__: f.calling(**chosen) for f in _FUNCTIONS}
 
 
 @dataclass
