@@ -207,11 +207,29 @@ def test_a_metric_picks_the_best_hyperparameters_not_the_models_word(fake_openai
     assert rounds["score"].tolist()[:2] == [-4.0, 0.0]
     assert math.isnan(rounds["score"][2])  # both runs of 13 failed: no score
     assert rounds["best"].tolist() == [True, True, False, False]
+    assert rounds["best_score"].tolist() == [-4.0, 0.0, 0.0, 0.0]
     failed = [r for r in runs_of(result) if r["status"] == "failed"]
     assert len(failed) == 2 and all(r["result"]["role"] == "task" for r in failed)
     # The failure was reflected on, with its exception.
     evaluations = [r["evaluation"] for r in rounds["reflections"][2]]
     assert evaluations == ["failed: ValueError: thirteen is unlucky"] * 2
+
+
+def test_plot_draws_scores_by_round_and_the_best_so_far(fake_openai):
+    import matplotlib  # the test extra has it
+
+    matplotlib.use("Agg")
+    fake_openai.responder = Script(
+        suggest_next_optimization_step=suggestions(step(3, [5, 1], ["ink"]), step(5, [7], ["ink"]))
+    )
+    result = meta_optimize(
+        write, Hyper(length=3), ["ink"], closeness, rounds=2, **fake_openai.bot_kwargs
+    )
+    ax = result.plot()
+    (points,) = ax.collections
+    assert points.get_offsets().tolist() == [[0, -4], [1, -2], [1, -6], [2, 0]]
+    (best,) = ax.lines
+    assert list(best.get_xdata()) == [0, 1, 2] and list(best.get_ydata()) == [-4, -2, 0]
 
 
 def test_without_a_metric_the_models_word_is_the_best(fake_openai):
@@ -222,6 +240,8 @@ def test_without_a_metric_the_models_word_is_the_best(fake_openai):
     assert result.best_hyperparameters == Hyper(length=9)
     assert result.best_score is None
     assert result.rounds["scores"].tolist() == [[None], [None]]
+    with pytest.raises(OptimizerError, match="no metric"):
+        result.plot()
 
 
 def test_older_task_infos_are_summarised_past_max_task_infos(fake_openai):

@@ -45,6 +45,7 @@ from ..functions import LLMFunction, llm_function
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.axes import Axes
 
     from ..bots import SimpleBot
     from ..experiments import Experiment, Run
@@ -274,14 +275,45 @@ class MetaOptimization:
         """One row per round and hyperparameter set tried: ``round``, ``hyperparameters``,
         ``task_parameters``, ``scores`` (one per task run, None where none), ``score``
         (their mean), ``reflections``, ``suggestion`` (the step's reasoning),
-        ``probability`` (asked after the round) and ``best`` (the best so far)."""
+        ``probability`` (asked after the round), ``best`` (whether it was the best when
+        the round ended) and ``best_score`` (the best's mean score then)."""
         import pandas as pd
 
         columns = [
             "round", "hyperparameters", "task_parameters", "scores", "score",
-            "reflections", "suggestion", "probability", "best",
+            "reflections", "suggestion", "probability", "best", "best_score",
         ]  # fmt: skip
         return pd.DataFrame(self._rows, columns=columns)
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Draw each hyperparameter set's mean score by round, and the best so far as a
+        line (the ``plot`` extra: matplotlib); return the axes."""
+        if self.best_score is None:
+            raise OptimizerError(
+                "There are no scores to plot: this meta-optimisation had no metric (or "
+                "no task run was scored). Pass metric=... to meta_optimize."
+            )
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("plot() needs matplotlib: pip install 'promptlog[plot]'.") from None
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        scored = [row for row in self._rows if not math.isnan(row["score"])]
+        ax.scatter(
+            [row["round"] for row in scored], [row["score"] for row in scored],
+            s=18, alpha=0.7, label="hyperparameters tried", zorder=3,
+        )
+        # The best at the end of each round: the best mean score over all its runs.
+        by_round = {row["round"]: row["best_score"] for row in self._rows}
+        rounds = [r for r, v in by_round.items() if v is not None]
+        best = [by_round[r] for r in rounds]
+        ax.step(rounds, best, where="post", label="best so far")
+        ax.set_xlabel("round")
+        ax.set_ylabel(SCORE)
+        ax.set_xticks(sorted({row["round"] for row in self._rows}))
+        ax.legend(loc="lower right")
+        return ax
 
 
 # --- the loop --------------------------------------------------------------------------
@@ -662,7 +694,7 @@ class _Loop:
     def _add_rows(
         self, number: int, done: list[_TaskRecord], step: Any, probability: float | None
     ) -> None:
-        best, _ = self._best()
+        best, best_score = self._best()
         by_set: dict[str, list[_TaskRecord]] = {}
         for record in done:
             by_set.setdefault(record.key, []).append(record)
@@ -679,6 +711,7 @@ class _Loop:
                 "suggestion": step.suggestion if step is not None else None,
                 "probability": probability,
                 "best": records[0].key == _key(best),
+                "best_score": best_score,
             })
 
     # the best so far --------------------------------------------------------------
