@@ -435,3 +435,22 @@ def test_the_example_runs_on_the_offline_model_and_logs_its_prompt_versions(tmp_
     # Round 1 tried new instructions: new versions of the tagline writer.
     versions = promptlog.open(log).prompt_versions("meta_optimize.write_tagline")
     assert len(versions) >= 2
+
+
+class Other(BaseModel):
+    width: int
+
+
+def test_resuming_with_other_hyperparameters_is_a_clear_error(fake_openai):
+    fake_openai.responder = Script()
+    meta_optimize(write, Hyper(length=3), ["ink"], rounds=0, name="typed", **fake_openai.bot_kwargs)
+
+    def other(topic: str, hyperparameters: Other) -> str:
+        return topic
+
+    with pytest.raises(OptimizerError, match="does not fit this task's types"):
+        meta_optimize(
+            other, Other(width=2), ["ink"], rounds=0, name="typed", resume=True,
+            **fake_openai.bot_kwargs,
+        )
+    assert len(promptlog.open().runs()) == 2  # the logged task run and reflection are kept

@@ -271,6 +271,16 @@ class MetaOptimization:
     _rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
+    def outcome(self) -> dict[str, Any]:
+        """What the optimisation's experiment records when it ends."""
+        return {
+            "best_score": self.best_score,
+            "best_hyperparameters": _data(self.best_hyperparameters),
+            "rounds": len(self.steps),
+            "stopped": self.stopped,
+        }
+
+    @property
     def rounds(self) -> pd.DataFrame:
         """One row per round and hyperparameter set tried: ``round``, ``hyperparameters``,
         ``task_parameters``, ``scores`` (one per task run, None where none), ``score``
@@ -378,7 +388,7 @@ def meta_optimize(
         "task": getattr(task, "__qualname__", repr(task)),
         "hyperparameters_type": plan.hyper_type.__name__,
         "metric": getattr(metric, "__qualname__", repr(metric)) if metric else None,
-        "model": model_name or (bot.model_name if bot is not None else None),
+        "model": model_name or (bot.model_name if bot is not None else settings.model_name()),
         "rounds": rounds,
         "max_task_infos": max_task_infos,
         "stop_probability": stop_probability,
@@ -391,18 +401,8 @@ def meta_optimize(
     with exp.session():
         loop = _Loop(plan, functions, exp)
         result = loop.run()
-        exp.outcome = result_outcome(result)
+        exp.outcome = result.outcome
     return result
-
-
-def result_outcome(result: MetaOptimization) -> dict[str, Any]:
-    """What the optimisation's experiment records when it ends."""
-    return {
-        "best_score": result.best_score,
-        "best_hyperparameters": _data(result.best_hyperparameters),
-        "rounds": len(result.steps),
-        "stopped": result.stopped,
-    }
 
 
 @dataclass
@@ -771,7 +771,17 @@ class _Loop:
         for index, item in enumerate(items):
             logged = self.logged.get((role, number, index))
             if logged is not None:
-                values[index] = self._revive(role, logged, item)
+                try:
+                    values[index] = self._revive(role, logged, item)
+                except pydantic.ValidationError as e:
+                    raise OptimizerError(
+                        f"The {role} of round {number} logged by optimisation "
+                        f"{self.exp.name!r} does not fit this task's types "
+                        f"({self.hyper.__name__} hyperparameters): "
+                        f"{e.errors(include_url=False)[0]['msg']}. Resume it with the "
+                        f"hyperparameters and task it was started with, or give this "
+                        f"search another name."
+                    ) from None
             else:
                 todo.append((index, item))
 
