@@ -381,6 +381,11 @@ def test_bad_arguments_are_clear_errors_before_anything_runs(fake_openai, db_pat
         meta_optimize(
             write, Hyper(length=3), ["ink"], knobs={"size": "x"}, **fake_openai.bot_kwargs
         )
+    async def later(topic: str, hyperparameters: Hyper) -> str:
+        return topic
+
+    with pytest.raises(OptimizerError, match="is async"):
+        meta_optimize(later, Hyper(length=3), ["ink"], **fake_openai.bot_kwargs)
     with pytest.raises(OptimizerError, match="stop_probability"):
         meta_optimize(write, Hyper(length=3), ["ink"], stop_probability=2)
     assert task_calls == [] and fake_openai.request_count == 0 and not db_path.exists()
@@ -454,3 +459,44 @@ def test_resuming_with_other_hyperparameters_is_a_clear_error(fake_openai):
             **fake_openai.bot_kwargs,
         )
     assert len(promptlog.open().runs()) == 2  # the logged task run and reflection are kept
+
+
+def test_a_suggestion_that_never_validates_stops_with_a_clear_status(fake_openai):
+    too_many = step(3, [4, 5, 6], ["sea"])  # three hyperparameter sets: at most two
+    script = Script(suggest_next_optimization_step=lambda inputs: too_many)
+    fake_openai.responder = script
+    result = meta_optimize(
+        write, Hyper(length=3), ["ink"], closeness, rounds=3, name="invalid",
+        **fake_openai.bot_kwargs,
+    )
+    assert result.stopped.startswith("failed: suggestion in round 1: StructuredOutputError")
+    assert len(script.calls["suggest_next_optimization_step"]) == 4  # max_retries: 3
+    assert result.best_hyperparameters == Hyper(length=3) and result.best_score == -4.0
+    found = promptlog.open().optimizations()
+    assert found.loc[0, "stopped"] == result.stopped and found.loc[0, "status"] == "succeeded"
+
+
+class Brief(BaseModel):
+    topic: str
+    words: int
+
+
+def test_task_parameters_may_be_models_and_suggestions_are_of_their_type(fake_openai):
+    fake_openai.responder = Script(suggest_next_optimization_step=suggestions({
+        "best_hyperparameters": {"length": 3},
+        "suggestion": "a longer brief",
+        "task_parameters_suggestions": [{"topic": "sea", "words": 7}],
+        "hyperparameter_suggestions": [{"length": 7}],
+    }))
+    seen = []
+
+    def brief(task_parameters: Brief, hyperparameters: Hyper) -> str:
+        seen.append(task_parameters)
+        return write(task_parameters.topic, hyperparameters)
+
+    result = meta_optimize(
+        brief, Hyper(length=3), [Brief(topic="ink", words=3)], rounds=1,
+        **fake_openai.bot_kwargs,
+    )
+    assert seen == [Brief(topic="ink", words=3), Brief(topic="sea", words=7)]
+    assert result.steps[0].task_parameters_suggestions == [Brief(topic="sea", words=7)]

@@ -440,6 +440,12 @@ class _Plan:
                 f"meta_optimize takes the task as a function task(task_parameters, "
                 f"hyperparameters), not {shown(task)}."
             )
+        if inspect.iscoroutinefunction(task):
+            raise OptimizerError(
+                f"meta_optimize runs the task on its workers' threads and takes a plain "
+                f"function; {getattr(task, '__qualname__', task)} is async. Wrap it: "
+                f"lambda p, h: asyncio.run(task(p, h))."
+            )
         if not isinstance(hyperparameters, BaseModel):
             raise OptimizerError(
                 f"meta_optimize's hyperparameters must be a pydantic model instance (its "
