@@ -500,3 +500,27 @@ def test_task_parameters_may_be_models_and_suggestions_are_of_their_type(fake_op
     )
     assert seen == [Brief(topic="ink", words=3), Brief(topic="sea", words=7)]
     assert result.steps[0].task_parameters_suggestions == [Brief(topic="sea", words=7)]
+
+
+class Retrieval(BaseModel):
+    top_k: int = Field(ge=1, le=10)
+
+
+def test_a_declared_hyperparameter_is_set_from_its_field(fake_openai):
+    promptlog.hyperparameter("meta_top_k", 1)  # declared, as a program would
+    fake_openai.responder = Script(suggest_next_optimization_step=suggestions({
+        "best_hyperparameters": {"top_k": 2},
+        "suggestion": "more context",
+        "task_parameters_suggestions": ["ink"],
+        "hyperparameter_suggestions": [{"top_k": 5}],
+    }))
+
+    def retrieve(topic: str, hyperparameters: Retrieval) -> int:
+        return promptlog.hyperparameter("meta_top_k", 1)
+
+    result = meta_optimize(
+        retrieve, Retrieval(top_k=2), ["ink"], lambda topic, k: float(k),
+        knobs={"top_k": "meta_top_k"}, rounds=1, **fake_openai.bot_kwargs,
+    )
+    assert result.rounds["scores"].tolist() == [[2.0], [5.0]]
+    assert result.best_hyperparameters == Retrieval(top_k=5)
