@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ..experiments import Experiment, Run
 
 __all__ = [
+    "ChatMessage",
     "ImprovementProbability",
     "MetaOptimization",
     "OptimizationInfo",
