@@ -1,4 +1,4 @@
-"""10. Prompt optimisers: ``promptlog.optimizers`` side by side with DSPy's own.
+"""11. Prompt optimisers: ``promptlog.optimizers`` side by side with DSPy's own.
 
 The same one-step question-answering program (question in, answer out, instructions
 "Answer the question."), the same 8 training and 8 validation examples, and the same
@@ -369,7 +369,7 @@ def bench() -> Section:
 
     train, val = datasets()
     section = Section(
-        "10. Prompt optimisers",
+        "11. Prompt optimisers",
         f"promptlog's optimisers and DSPy's on the same one-step program, {len(train)} "
         f"training and {len(val)} validation examples and the same deterministic stand-in "
         f"models over HTTP (few-shot optimisers on \"follows examples\", instruction "
