@@ -5,6 +5,7 @@ shows it, or one sharing its first word."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -208,3 +209,64 @@ def test_a_program_that_calls_no_typed_function_is_a_clear_error(stand_in):
         optimizers.LabeledFewShot(k=2, metric=lambda e, p: True)
     with pytest.raises(promptlog.OptimizerError, match="max_cost must be a positive number"):
         optimizers.RandomSearch(exact, max_cost=0)
+
+
+def _dspy_turn(question: str) -> str:
+    return f"[[ ## question ## ]]\n{question}"
+
+
+DSPY_ASK = (
+    "\n\nRespond with the corresponding output fields, starting with the field "
+    "`[[ ## answer ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`."
+)
+
+
+def test_the_stand_in_reads_any_layout_of_demos_as_text():
+    model = FollowsExamples(EVERYTHING)
+    system = {"role": "system", "content": "Your input fields are:\n1. `question` (str)"}
+    ask = {"role": "user", "content": _dspy_turn("lemon two") + DSPY_ASK}
+    # DSPy's chat layout, zero-shot: the wrong answer, in the fields asked for.
+    assert model({"messages": [system, ask]}) == (
+        "[[ ## answer ## ]]\nI do not know.\n\n[[ ## completed ## ]]"
+    )
+    # A demo sharing the first word: its reply's layout, with the right answer.
+    demo = [
+        {"role": "user", "content": _dspy_turn("lemon one")},
+        {"role": "assistant", "content": "[[ ## answer ## ]]\nLEMON\n\n[[ ## completed ## ]]"},
+    ]
+    assert model({"messages": [system, *demo, ask]}) == (
+        "[[ ## answer ## ]]\nLEMON\n\n[[ ## completed ## ]]"
+    )
+    # A demo of another first word does not help; a JSON schema asked for is filled in.
+    other = [{"role": "user", "content": "peach one"}, {"role": "assistant", "content": "PEACH"}]
+    assert model({"messages": [*other, {"role": "user", "content": "lemon two"}]}) == (
+        "I do not know."
+    )
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    request = {
+        "messages": [{"role": "user", "content": '{"question": "olive two"}'}],
+        "response_format": {"type": "json_schema", "json_schema": {"schema": schema}},
+    }
+    assert json.loads(model(request)) == {"answer": "I do not know."}
+    assert model.requests == 4
+
+
+def half_credit(example: dict[str, str], prediction: str) -> float:
+    """A metric that is rarely 0: half a point for any answer at all."""
+    return 1.0 if prediction == example["answer"] else 0.5
+
+
+def test_a_threshold_keeps_wrong_answers_out_of_the_demos(stand_in):
+    with pytest.warns(UserWarning, match="not boolean"):
+        loose = optimizers.BootstrapFewShot(metric=half_credit, max_demos=2, max_labeled=4)
+        lax = loose.compile(qa, trainset=TRAIN, valset=DEV, name="lax", quiet=True)
+    assert lax.candidates.loc[1, "label"].startswith("bootstrap: 2 traced")
+    outputs = [d["output"] for d in lax.best_candidate.overrides[answer.name]["demos"]]
+    assert outputs[:2] == ["I do not know."] * 2  # two wrong answers taken as demos
+
+    strict = optimizers.BootstrapFewShot(
+        metric=half_credit, max_demos=2, max_labeled=4, threshold=1.0
+    ).compile(qa, trainset=TRAIN, valset=DEV, name="strict", quiet=True)
+    demos = strict.best[answer.name]["demos"]
+    # Only right answers: the lax search's valset runs that scored 1.0, from the log.
+    assert all(d["output"] == d["inputs"]["question"].split()[0].upper() for d in demos)

@@ -486,6 +486,15 @@ class Compilation:
             options["executor"] = self.executor
         return options
 
+    def _check_executor(self) -> None:
+        if self.executor is None:
+            return
+        if "executor" not in inspect.signature(Experiment).parameters:
+            raise OptimizerError(
+                "This promptlog runs experiments on its own thread pool and takes no "
+                "executor=; leave it out and set max_workers instead."
+            )
+
     def _describe(self, candidate: Candidate) -> None:
         """Read the candidate's prompt versions, cost and calls from the log."""
         if candidate.experiment_id is None:
@@ -635,6 +644,7 @@ class Compilation:
             "repeats": self.repeats,
             **opt.settings(),
         }
+        self._check_executor()
         if opt.max_metric_calls is not None and opt.max_metric_calls < self.evaluation_size:
             raise OptimizerError(
                 f"max_metric_calls={opt.max_metric_calls} does not cover one evaluation of the "
