@@ -60,7 +60,9 @@ def test_zero_shot_scores_nothing_and_labeled_demos_score_everything(stand_in, c
     history = log.prompt_history(answer.name)
     assert list(history["version"]) == [1, 2]
     assert list(history["exact"]) == [0.0, 1.0]
-    assert "demos: 8" in str(promptlog.diff(answer.name))
+    diff = str(promptlog.diff(answer.name))
+    assert "+demos: 8 (sha256:" in diff
+    assert '+  {"inputs": {"question": "apple one"}, "output": "APPLE"}' in diff
 
 
 def test_bootstrap_with_an_empty_log_accepts_no_leave_one_out_trace(stand_in):
