@@ -272,3 +272,37 @@ def test_a_threshold_keeps_wrong_answers_out_of_the_demos(stand_in):
     demos = strict.best[answer.name]["demos"]
     # Only right answers: the lax search's valset runs that scored 1.0, from the log.
     assert all(d["output"] == d["inputs"]["question"].split()[0].upper() for d in demos)
+
+
+def test_a_search_stopped_by_its_budget_resumes_where_it_stopped(stand_in):
+    stopped = _random_search(max_metric_calls=30).compile(
+        qa, trainset=PAIRED, valset=DEV, name="rs", quiet=True
+    )
+    assert stopped.stopped == "max_metric_calls" and len(stopped.candidates) < 6
+    before = stand_in.requests
+    resumed = _random_search().compile(
+        qa, trainset=PAIRED, valset=DEV, name="rs", resume=True, quiet=True
+    )
+    assert resumed.stopped == "finished" and len(resumed.candidates) == 6
+    # Only the candidates the first session did not score ran.
+    new = 6 - len(stopped.candidates)
+    assert stand_in.requests - before <= new * len(DEV) + len(PAIRED)
+    fresh = _random_search().compile(qa, trainset=PAIRED, valset=DEV, name="fresh", quiet=True)
+    assert resumed.best == fresh.best
+    assert list(resumed.candidates["score"]) == list(fresh.candidates["score"])
+
+
+def test_repeats_score_each_example_several_times_and_apply_uses_the_best(stand_in):
+    result = optimizers.LabeledFewShot(k=len(TRAIN), metric=exact).compile(
+        qa, trainset=TRAIN, valset=DEV[:3], repeats=2, quiet=True
+    )
+    scores = result.scores
+    assert len(scores) == 2 * 3 * 2 and set(scores["repeat"]) == {0, 1}
+    assert result.comparison is not None and result.comparison.pairing == "example"
+    assert result.candidates.loc[1, "n"] == 6
+    try:
+        result.apply()
+        assert qa("mango two") == "MANGO"  # the demos are in force for the process
+    finally:
+        promptlog.knobs._base.clear()
+    assert qa("mango two") == "I do not know."
