@@ -306,3 +306,34 @@ def test_repeats_score_each_example_several_times_and_apply_uses_the_best(stand_
     finally:
         promptlog.knobs._base.clear()
     assert qa("mango two") == "I do not know."
+
+
+class AskForInstructions(optimizers.Optimizer):
+    """An optimiser of its own: a proposer model writes instructions, each scored."""
+
+    def search(self, compilation):
+        model = os.environ["PROMPTLOG_MODEL"]
+        proposer = promptlog.SimpleBot("You write instructions.", model_name=model, temperature=0)
+
+        def propose(step: int) -> str:
+            return f"{proposer(f'Instructions number {step}, please.').content} ({step})"
+
+        for instructions in compilation.call(propose, [1, 2], key=lambda step: f"step {step}"):
+            compilation.evaluate({answer: {"template": instructions}}, label=instructions)
+
+
+def test_an_optimiser_of_ones_own_makes_its_calls_in_runs_of_the_optimisation(stand_in):
+    result = AskForInstructions(exact).compile(qa, trainset=TRAIN, name="own", quiet=True)
+    labels = list(result.candidates["label"])
+    assert labels == ["baseline", "I do not know. (1)", "I do not know. (2)"]
+    assert list(result.candidates["prompt_versions"]) == ["answer v1", "answer v2", "answer v3"]
+    log = promptlog.open()
+    own = log.runs(result.experiment_id)
+    assert len(own) == 2 and (own["status"] == "succeeded").all()
+    assert len(log.calls(result.experiment_id)) == 2  # the proposer's, counted in its cost
+    before = stand_in.requests
+    again = AskForInstructions(exact).compile(
+        qa, trainset=TRAIN, name="own", resume=True, quiet=True
+    )
+    assert stand_in.requests == before  # neither the proposals nor the scores are made again
+    assert list(again.candidates["label"]) == labels

@@ -246,8 +246,8 @@ class Compilation:
     ``functions`` (full name -> typed function, found by running the program),
     ``baseline``, ``candidates``, ``best``, ``rng``, ``optimizer``. Call:
     :meth:`evaluate` (a candidate on the valset), :meth:`run_program` (the program
-    on examples, with traces), :meth:`map` (the optimiser's own model calls),
-    :meth:`labeled_demos`, :meth:`demos_from_log`, :meth:`passes`.
+    on examples, with traces), :meth:`map` and :meth:`call` (the optimiser's own
+    model calls), :meth:`labeled_demos`, :meth:`demos_from_log`, :meth:`passes`.
     """
 
     def __init__(
@@ -292,6 +292,7 @@ class Compilation:
         self._scores: dict[str, dict[tuple[str, int], tuple[float, str | None]]] = {}
         self._children: dict[str, str] = {}  # key -> a child experiment complete on the valset
         self._program_runs: dict[tuple[str, str, str], ProgramRun] = {}
+        self._values: dict[str, Any] = {}  # call(): key -> value
         self._warned_threshold = False
         self._log: Log | None = None
 
@@ -573,6 +574,28 @@ class Compilation:
         with self._book.tracing():
             return list(parent.map(fn, list(items)))
 
+    def call(
+        self, fn: Callable[[Any], Any], items: Iterable[Any], *, key: Callable[[Any], str]
+    ) -> list[Any]:
+        """:meth:`map` for steps a resumed optimisation should not make again: each
+        item's value is kept in its run's result under ``key(item)``, and an item whose
+        key an earlier session of this optimisation logged is not run; its value comes
+        from the log. Returns the values in item order (None where ``fn`` failed).
+        ``fn``'s values must be JSON-able."""
+        items = list(items)
+        keys = [key(item) for item in items]
+        todo = [(k, item) for k, item in zip(keys, items, strict=True) if k not in self._values]
+        if todo:
+            self.charge(0)
+
+            def step(pair: tuple[str, Any]) -> dict[str, Any]:
+                return {"step": "call", "key": pair[0], "value": fn(pair[1])}
+
+            for (k, _), run in zip(todo, self.map(step, todo), strict=True):
+                if run.status == "succeeded" and isinstance(run.result, dict):
+                    self._values[k] = run.result["value"]
+        return [self._values.get(k) for k in keys]
+
     def _require_parent(self) -> Experiment:
         if self.parent is None:
             raise OptimizerError("The optimisation has not started: call compile().")
@@ -686,6 +709,8 @@ class Compilation:
         for run in parent.runs:
             if getattr(run, "status", None) == "succeeded" and isinstance(run.result, dict):
                 result = run.result
+                if result.get("step") == "call":
+                    self._values[result["key"]] = result.get("value")
                 if result.get("step") == "program":
                     done = (result["key"], result["example_id"], result.get("tag", ""))
                     self._program_runs[done] = _program_run(result, None, run.id)
