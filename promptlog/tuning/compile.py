@@ -294,6 +294,7 @@ class Compilation:
         self._program_runs: dict[tuple[str, str, str], ProgramRun] = {}
         self._values: dict[str, Any] = {}  # call(): key -> value
         self._warned_threshold = False
+        self._checking = True  # whether charge() checks the budgets
         self._log: Log | None = None
 
     # reading ---------------------------------------------------------------------------
@@ -339,6 +340,9 @@ class Compilation:
         sessions of a resumed optimisation scored counts too); raise
         :class:`BudgetExhausted` when one would be exceeded."""
         opt = self.optimizer
+        if not self._checking:
+            self.metric_calls += metric_calls
+            return
         if opt.max_metric_calls is not None and self.metric_calls + metric_calls > (
             opt.max_metric_calls
         ):
@@ -690,15 +694,23 @@ class Compilation:
                     f"{f' × {self.repeats} repeats' if self.repeats > 1 else ''})",
                     file=sys.stdout,
                 )
-            with self._book.tracing():
-                self.evaluate({}, label="baseline")
-                self._find_functions()
-                try:
-                    opt.search(self)
-                except BudgetExhausted as e:
-                    stopped = e.reason
-            result = self._result(stopped)
-            parent.outcome = result.outcome
+            try:
+                with self._book.tracing():
+                    # The baseline is scored whatever the budget has left: a resumed
+                    # search that spent it still needs something to compare with.
+                    self._checking = False
+                    self.evaluate({}, label="baseline")
+                    self._checking = True
+                    self._find_functions()
+                    try:
+                        opt.search(self)
+                    except BudgetExhausted as e:
+                        stopped = e.reason
+                result = self._result(stopped)
+                parent.outcome = result.outcome
+            finally:
+                if self._log is not None:
+                    self._log.close()
         if not self.quiet:
             print(result.report(), file=sys.stdout)
         return result
