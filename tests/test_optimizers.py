@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from optimizer_support import DEV, EVERYTHING, PAIRED, TRAIN, answer, exact, qa
+from optimizer_support import (
+    DEV,
+    EVERYTHING,
+    PAIRED,
+    TRAIN,
+    answer,
+    answer_structured,
+    exact,
+    qa,
+    structured_qa,
+)
 
 import promptlog
 from promptlog import optimizers
@@ -337,3 +347,22 @@ def test_an_optimiser_of_ones_own_makes_its_calls_in_runs_of_the_optimisation(st
     )
     assert stand_in.requests == before  # neither the proposals nor the scores are made again
     assert list(again.candidates["label"]) == labels
+
+
+def test_structured_replies_and_template_variables_come_back_from_the_log(stand_in):
+    # Both inputs go through the template: read back from the example and the default.
+    labeled = [
+        {"inputs": {"question": e["question"]}, "output": {"answer": e["answer"]}} for e in TRAIN
+    ]
+    with promptlog.overrides({answer_structured: {"demos": labeled}}):
+        promptlog.evaluate(structured_qa, TRAIN, metrics=[exact], name="earlier", quiet=True)
+    result = optimizers.BootstrapFewShot(metric=exact, max_demos=8, max_labeled=0).compile(
+        structured_qa, trainset=TRAIN, valset=DEV, name="boot", quiet=True
+    )
+    demos = result.best[answer_structured.name]["demos"]
+    assert demos == [
+        {"inputs": {"question": e["question"], "hint": "one word"},
+         "output": {"answer": e["answer"]}}
+        for e in TRAIN
+    ]  # fmt: skip
+    assert result.best_score == 1.0
