@@ -54,6 +54,7 @@ def test_zero_shot_scores_nothing_and_labeled_demos_score_everything(stand_in, c
     demos = result.best[answer.name]["demos"]
     assert sorted(d["inputs"]["question"] for d in demos) == sorted(e["question"] for e in TRAIN)
     assert result.significant and "significant" in out
+    assert "labeled k=8" in result._repr_html_()  # in a notebook: the report and candidates
     frame = result.candidates
     assert list(frame["label"]) == ["baseline", "labeled k=8"]
     assert list(frame["demos"]) == [0, 8]

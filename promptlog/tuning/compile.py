@@ -961,6 +961,11 @@ class CompileResult:
     def __repr__(self) -> str:
         return self.report()
 
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.report())}</pre>" + self.candidates.to_html()
+
 
 def _or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
