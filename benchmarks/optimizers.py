@@ -1,4 +1,4 @@
-"""10. Optimisers: promptlog's few-shot optimisers and DSPy's, on the same stand-in model.
+"""11. Optimisers: promptlog's few-shot optimisers and DSPy's, on the same stand-in model.
 
 The task is the "follows examples" stand-in's (``promptlog.testing.FollowsExamples``,
 served by the fake OpenAI-compatible server): it answers a question right only when a
@@ -101,7 +101,7 @@ def dspy_optimiser(task: str, teleprompter: str, options: dict[str, Any]) -> dic
 
 def bench(reps: int) -> Section:
     section = Section(
-        "10. Optimisers",
+        "11. Optimisers",
         "promptlog's few-shot optimisers and DSPy's (in a virtual environment of its own) "
         "on the same programs — one typed function / `dspy.Predict('question -> answer')` — "
         "and the same stand-in model (`FollowsExamples` behind the fake server): the "
