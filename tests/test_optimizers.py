@@ -146,6 +146,7 @@ def test_random_search_gives_the_same_result_on_one_worker_or_four(stand_in):
     assert one.best == four.best
     assert list(one.candidates["score"]) == list(four.candidates["score"])
     assert one.scores.equals(four.scores)
+    assert one.usage["metric_calls"] == four.usage["metric_calls"]
 
 
 def test_random_search_resumed_makes_no_model_call(stand_in):
