@@ -218,14 +218,16 @@ def test_the_experiments_page_in_a_browser(visit, viewer, tmp_path):
     page = seen.page
     assert page.locator("h1").inner_text() == "Experiments"
     names = page.locator("table.pl-experiments a.pl-experiment-link").all_inner_texts()
-    assert names == ["flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1"]
-    assert page.locator("svg.pl-interval").count() == 3 * 2 + 2 * 2
+    assert names == [
+        "qa-b", "qa-a", "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
+    ]  # fmt: skip
+    assert page.locator("svg.pl-interval").count() == 3 * 2 + 2 * 2 + 2 * 2
     times = _relative_times(page)
     assert times and all(t == "just now" or t.endswith("ago") for t in times)
     seen.check("experiments.png", tmp_path)
     # Pick two, compare them: the older is A.
-    page.locator("input.pl-pick").nth(1).check()
-    page.locator("input.pl-pick").nth(2).check()
+    page.locator("input.pl-pick").nth(3).check()
+    page.locator("input.pl-pick").nth(4).check()
     page.locator("#pl-compare-button").click()
     page.wait_for_url("**/-/promptlog/compare?**")
     assert page.locator("h1").inner_text() == "exp-a vs exp-b"
@@ -278,6 +280,29 @@ def test_the_compare_page_in_a_browser(visit, viewer, tmp_path):
     seen.check("compare.png", tmp_path)
     page.locator("a.pl-version-link", has_text="namer_user v2").click()
     page.wait_for_url("**/prompts/promptlog.demo.namer_user#v2")
+
+
+def test_the_compare_page_per_example_in_a_browser(visit, viewer, tmp_path):
+    from ui_support import QA_ORDER
+
+    seen = visit("/-/promptlog/compare?a=qa-a&b=qa-b")
+    page = seen.page
+    rows = page.locator("table.pl-examples tbody tr")
+    assert rows.count() == 5
+    questions = [row.locator("td.pl-example-input").inner_text() for row in rows.all()]
+    assert [q.splitlines()[1].split(" ", 1)[1] for q in questions] == QA_ORDER
+    assert page.locator("tr.pl-example-flips").count() == 1
+    flipped = page.locator("tr.pl-example-flips")
+    assert "What is 7+7?" in flipped.inner_text()
+    # exact on each repeat: A wrong twice, B right on repeat 0 only.
+    assert (flipped.locator(".pl-pass").count(), flipped.locator(".pl-fail").count()) == (1, 3)
+    assert page.locator("svg.pl-difference").count() == 2
+    assert page.locator("table.diff").count() == 1
+    seen.check("compare-examples.png", tmp_path)
+    run = flipped.locator("a.pl-run-link").last
+    run_id = run.get_attribute("title")
+    run.click()
+    page.wait_for_url(f"**/runs/{run_id}")
 
 
 def test_the_prompt_page_in_a_browser(visit, viewer, tmp_path):

@@ -399,9 +399,9 @@ def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
     assert by_format.json() == as_json.json()
     rows = as_json.json()["experiments"]
     assert [row["experiment"] for row in rows] == [
-        "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
+        "qa-b", "qa-a", "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
     ]  # fmt: skip
-    flaky, b, a, v2, v1 = rows
+    flaky, b, a, v2, v1 = rows[2:]
     assert (flaky["runs"], flaky["num_executions"], flaky["failed"]) == (FLAKY_RUNS, 8, 2)
     assert flaky["calls"] == 0 and flaky["metrics"] == {}
     assert v1["models"] == ["promptlog/offline"] and v1["calls"] == 2 * DEMO_RUNS
@@ -422,9 +422,9 @@ def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
         "demo-job-names-v2", "demo-job-names-v1",
     ]  # fmt: skip
     html = page.text
-    assert html.count('class="pl-experiment-link"') == 5
+    assert html.count('class="pl-experiment-link"') == 7
     assert f'href="/-/promptlog/experiments/{viewer_log["a"].id}"' in html
-    assert html.count("<svg") >= 7  # an interval bar per metric per experiment
+    assert html.count("<svg") >= 11  # an interval bar per metric per experiment
     assert f'<time datetime="{flaky["created_at"]}"' in html
     assert 'href="/-/promptlog.json"' in html and 'href="/message_log/experiments"' in html
     assert "5.5" in html and "80.0%" in html
@@ -491,8 +491,63 @@ def test_the_compare_page_gives_the_numbers_of_promptlog_compare_and_the_prompt_
     assert 'class="diff_add"' in text and "short, catchy" in text
     assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v2"' in text
     # With nothing chosen: the two pickers, every experiment in each.
-    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 6
+    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 8
     assert as_json.json()["a"] == a
+    # Neither ran over inputs: no table per example.
+    assert as_json.json()["examples"] is None and "pl-examples" not in html
+
+
+def test_the_compare_page_puts_each_example_side_by_side_most_changed_first(
+    viewer_log, db_path
+):
+    from ui_support import QA_ORDER
+
+    a, b = viewer_log["qa_a"].id, viewer_log["qa_b"].id
+    page, as_json = get(
+        db_path, f"/-/promptlog/compare?a={a}&b={b}", f"/-/promptlog/compare.json?a={a}&b={b}"
+    )
+    assert page.status_code == 200
+    data = as_json.json()
+    assert data["comparison"]["pairing"] == "example"
+    found = data["examples"]
+    examples = found["examples"]
+    assert [e["input"]["question"] for e in examples] == QA_ORDER
+    # The means per side are those promptlog.open().examples gives.
+    expected = promptlog.open().examples(a, b).set_index("input.question")
+    for example in examples:
+        row = expected.loc[example["input"]["question"]]
+        assert example["example_id"] == row["example_id"]
+        for name in ("exact", "closeness"):
+            shown = example["metrics"][name]
+            assert (shown["a"], shown["b"]) == (row[f"{name}_a"], row[f"{name}_b"])
+            assert shown["change"] == row[f"{name}_change"]
+            assert shown["flips"] == row[f"{name}_flips"]
+    three, five, seven, two, _ = examples
+    assert (three["direction"], five["direction"], seven["direction"]) == (
+        "better", "worse", "better",
+    )  # fmt: skip
+    assert (three["change"], five["change"], seven["change"], two["change"]) == (1, 1, 0.5, 0)
+    assert [e["flips"] for e in examples] == [False, False, True, False, False]
+    assert found["counts"] == {"better": 2, "worse": 1, "mixed": 0, "same": 2}
+    assert found["flips"] == 1
+    # Each side's outputs, repeat by repeat, from the runs.
+    runs = promptlog.open().runs([a, b])
+    seven_b = runs[(runs["experiment_id"] == b) & (runs["input.question"] == "What is 7+7?")]
+    assert [(r["repeat_index"], r["result"], r["metrics"]["exact"]) for r in seven["b"]] == [
+        (0, "14", True), (1, "15", False),
+    ]  # fmt: skip
+    assert [r["run_id"] for r in seven["b"]] == seven_b["run_id"].tolist()
+    assert [r["result"] for r in three["a"]] == ["5", "5"]
+    html = page.text
+    assert html.count('<tr class="pl-example ') == 5
+    assert html.count("pl-example-better") == 2 and html.count("pl-example-worse") == 1
+    assert html.count('<span class="pl-flip-badge" title=') == 1
+    assert html.index("What is 3+3?") < html.index("What is 5+5?") < html.index("What is 9+9?")
+    assert f'href="/message_log/runs/{seven["b"][1]["run_id"]}"' in html
+    assert "0% → 50.0%" in html and "100% → 0%" in html
+    # The prompt edit between them, as a diff, above the examples.
+    assert '<table class="diff"' in html and "Think step by step" in html
+    assert html.index('<table class="diff"') < html.index("pl-examples")
 
 
 def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer_log, db_path):
@@ -523,7 +578,7 @@ def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer
     assert html.count('class="pl-plot pl-interval"') == 6  # 3 metrics x 2 versions
     assert f'href="/-/promptlog/experiments/{viewer_log["v1"].id}"' in html
     names = {p["short_name"]: p["versions"] for p in prompts.json()["prompts"]}
-    assert names == {"namer_system": 1, "namer_user": 2}
+    assert names == {"namer_system": 1, "namer_user": 2, "qa_user": 2}
 
 
 def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path):

@@ -125,7 +125,73 @@ def comparison(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         found = diffs[change["prompt"]]
         change["short_name"] = short_name(change["prompt"])
         change["diff_html"] = None if found is None else found._repr_html_()
-    return {"a": a, "b": b, "choices": choices, "comparison": data}
+    examples = None
+    if result.pairing == "example":
+        examples = _examples(log, result.a["experiment_id"], result.b["experiment_id"])
+    return {"a": a, "b": b, "choices": choices, "comparison": data, "examples": examples}
+
+
+def _examples(log: Log, id_a: str, id_b: str) -> dict[str, Any]:
+    """Per example of two experiments over inputs: its fields, each side's runs
+    (output, status and metrics per repeat), each metric's mean on each side and
+    what changed, most changed first.
+
+    An example's ``change`` is the largest change of its metrics, each as a share of
+    that metric's range over every example's means (a pass rate's range is 1), so
+    that metrics in different units rank together; ``flips`` says a metric differed
+    between repeats of one side (``promptlog.open().examples``)."""
+    kinds = log.metric_kinds([id_a, id_b])
+    found = log.example_records(id_a, id_b).dicts(nest=True)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in log.run_records([id_a, id_b]).dicts(nest=True):
+        if run.get("example_id") is None:
+            continue
+        shown = {
+            "run_id": run["run_id"], "repeat_index": run["repeat_index"],
+            "status": run["status"], "result": run["result"],
+            "error_type": run["error_type"], "error_message": run["error_message"],
+            "metrics": {k: v for k, v in run["metrics"].items() if v is not None},
+        }  # fmt: skip
+        for side, experiment_id in (("a", id_a), ("b", id_b)):
+            if run["experiment_id"] == experiment_id:
+                runs.setdefault((run["example_id"], side), []).append(shown)
+    spans = {}
+    for name, kind in kinds.items():
+        means = [row[f"{name}_{side}"] for row in found for side in "ab"]
+        present = [m for m in means if m is not None]
+        spread = max(present) - min(present) if present else 0.0
+        spans[name] = 1.0 if kind == "bool" else spread or 1.0
+    examples = []
+    for row in found:
+        metrics = {}
+        for name, kind in kinds.items():
+            a, b = row[f"{name}_a"], row[f"{name}_b"]
+            metrics[name] = {
+                "kind": kind, "a": a, "b": b,
+                "difference": None if a is None or b is None else b - a,
+                "change": row[f"{name}_change"], "flips": bool(row[f"{name}_flips"]),
+            }  # fmt: skip
+        moved = [abs(m["difference"]) / spans[n] for n, m in metrics.items()
+                 if m["difference"] is not None]  # fmt: skip
+        directions = {m["change"] for m in metrics.values()} - {"same", None}
+        examples.append({
+            "example_id": row["example_id"], "input": row["input"],
+            "change": max(moved, default=0.0),
+            # None: no metric on both sides (the example ran, or succeeded, on one only)
+            "direction": (None if not moved else directions.pop() if len(directions) == 1
+                          else "mixed" if directions else "same"),
+            "flips": any(m["flips"] for m in metrics.values()),
+            "metrics": metrics,
+            "a": runs.get((row["example_id"], "a"), []),
+            "b": runs.get((row["example_id"], "b"), []),
+        })  # fmt: skip
+    examples.sort(key=lambda example: -example["change"])  # stable: ties keep A's order
+    counts = {
+        direction: sum(e["direction"] == direction for e in examples)
+        for direction in ("better", "worse", "mixed", "same")
+    }
+    return {"metrics": kinds, "counts": counts, "flips": sum(e["flips"] for e in examples),
+            "examples": examples}  # fmt: skip
 
 
 # --- prompts ----------------------------------------------------------------------
