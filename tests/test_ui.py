@@ -399,9 +399,11 @@ def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
     assert by_format.json() == as_json.json()
     rows = as_json.json()["experiments"]
     assert [row["experiment"] for row in rows] == [
-        "qa-b", "qa-a", "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
+        "tune-qa", "tune-qa candidate 0", "tune-qa candidate 1", "tune-qa candidate 2",
+        "search-x", "qa-b", "qa-a", "flaky", "exp-b", "exp-a", "demo-job-names-v2",
+        "demo-job-names-v1",
     ]  # fmt: skip
-    flaky, b, a, v2, v1 = rows[2:]
+    flaky, b, a, v2, v1 = rows[7:]
     assert (flaky["runs"], flaky["num_executions"], flaky["failed"]) == (FLAKY_RUNS, 8, 2)
     assert flaky["calls"] == 0 and flaky["metrics"] == {}
     assert v1["models"] == ["promptlog/offline"] and v1["calls"] == 2 * DEMO_RUNS
@@ -422,7 +424,7 @@ def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
         "demo-job-names-v2", "demo-job-names-v1",
     ]  # fmt: skip
     html = page.text
-    assert html.count('class="pl-experiment-link"') == 7
+    assert html.count('class="pl-experiment-link"') == 12
     assert f'href="/-/promptlog/experiments/{viewer_log["a"].id}"' in html
     assert html.count("<svg") >= 11  # an interval bar per metric per experiment
     assert f'<time datetime="{flaky["created_at"]}"' in html
@@ -491,7 +493,7 @@ def test_the_compare_page_gives_the_numbers_of_promptlog_compare_and_the_prompt_
     assert 'class="diff_add"' in text and "short, catchy" in text
     assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v2"' in text
     # With nothing chosen: the two pickers, every experiment in each.
-    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 8
+    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * (1 + 12)
     assert as_json.json()["a"] == a
     # Neither ran over inputs: no table per example.
     assert as_json.json()["examples"] is None and "pl-examples" not in html
@@ -578,7 +580,7 @@ def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer
     assert html.count('class="pl-plot pl-interval"') == 6  # 3 metrics x 2 versions
     assert f'href="/-/promptlog/experiments/{viewer_log["v1"].id}"' in html
     names = {p["short_name"]: p["versions"] for p in prompts.json()["prompts"]}
-    assert names == {"namer_system": 1, "namer_user": 2, "qa_user": 2}
+    assert names == {"namer_system": 1, "namer_user": 2, "qa_user": 3}
 
 
 def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path):
@@ -588,6 +590,8 @@ def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path
         "/-/promptlog/compare?a=exp-a&b=exp-b": "/message_log/experiment_metrics",
         "/-/promptlog/prompts": "/message_log/prompt_versions",
         "/-/promptlog/prompts/promptlog.demo.namer_user": "/message_log/prompt_versions",
+        "/-/promptlog/optimizations": "/message_log/experiments",
+        "/-/promptlog/optimizations/tune-qa": "/message_log/experiments",
     }
     pages = get(db_path, *paths)
     for (path, table), page in zip(paths.items(), pages, strict=True):
@@ -619,8 +623,144 @@ def test_the_viewer_answers_on_an_empty_log(db_path):
     pages = get(
         db_path, "/-/promptlog", "/-/promptlog.json", "/-/promptlog/compare",
         "/-/promptlog/prompts", "/-/promptlog/experiments/nope.json",
+        "/-/promptlog/optimizations", "/-/promptlog/optimizations/nope",
     )  # fmt: skip
-    assert [page.status_code for page in pages] == [200, 200, 200, 200, 404]
+    assert [page.status_code for page in pages] == [200, 200, 200, 200, 404, 200, 404]
+    assert "No optimisation yet" in pages[5].text
     assert "No experiment yet" in pages[0].text
     assert pages[1].json()["experiments"] == []
     assert "No experiment named or with id 'nope'" in pages[4].json()["error"]
+
+
+# --- optimisations ----------------------------------------------------------------
+
+
+def test_the_optimisation_page_of_a_search_shows_each_step_the_best_so_far_and_a_baseline(
+    viewer_log, db_path
+):
+    from ui_support import BASELINE_X, SEARCH_STEPS, SEARCH_X0, instruction_score
+
+    search = viewer_log["search"].id
+    page, as_json, by_name = get(
+        db_path, f"/-/promptlog/optimizations/{search}",
+        f"/-/promptlog/optimizations/{search}.json", "/-/promptlog/optimizations/search-x.json",
+    )  # fmt: skip
+    assert page.status_code == 200
+    data = as_json.json()
+    assert by_name.json() == data
+    assert (data["form"], data["optimiser"], data["metric"], data["minimize"]) == (
+        "search", "OPRO", "score", False,
+    )  # fmt: skip
+    main, baseline = data["series"]
+    tried = [SEARCH_X0, *(x for xs in SEARCH_STEPS for x in xs)]
+    assert [p["y"] for p in main["points"]] == [instruction_score(x) for x in tried]
+    assert [p["x"] for p in main["points"]] == [0, 1, 1, 2, 2, 3, 3]
+    assert [b["y"] for b in main["best"]] == [0, 1, 1, 2, 2, 3, 3]
+    assert baseline["baseline"] and [p["y"] for p in baseline["points"]] == [
+        instruction_score(x) for x in BASELINE_X
+    ]
+    assert [b["y"] for b in baseline["best"]] == [0, 1, 1]
+    # Each evaluation is a run of the search, with the score metric it recorded.
+    runs = promptlog.open().runs(search).set_index("run_id")
+    evaluations = data["evaluations"]
+    assert len(evaluations) == 10 and sum(e["baseline"] for e in evaluations) == 3
+    for e in evaluations:
+        assert runs.loc[e["run_id"], "score"] == e["score"]
+    listed = promptlog.open().optimizations().set_index("name").loc["search-x"]
+    budget = data["budget"]
+    assert (budget["runs"], budget["own_runs"], budget["proposals"]) == (13, 13, 3)
+    assert budget["runs"] == listed["runs"] and budget["calls"] == listed["calls"] == 3
+    assert budget["recorded"] == [
+        {"key": "steps", "value": 3, "limit": 3},
+        {"key": "evaluations", "value": 7, "limit": None},
+    ]
+    assert data["outcome"]["best_x"] == SEARCH_STEPS[-1][0]
+    html = page.text
+    assert html.count('class="pl-plot pl-progress"') == 1
+    assert html.count('class="pl-point"') == 10 and html.count('class="pl-best-line"') == 2
+    # Each x after the first opens to its diff against the first.
+    assert html.count('<details class="pl-fold pl-x-diff">') == 9
+    assert html.count('<table class="diff"') == 9
+    assert f'href="/message_log/runs/{evaluations[-1]["run_id"]}"' in html
+    assert f'href="/-/promptlog/experiments/{search}"' in html
+    assert "steps" in html and "of 3" in html
+
+
+def test_the_optimisation_page_of_a_compile_shows_candidates_scores_diffs_and_budget(
+    viewer_log, db_path
+):
+    tune = viewer_log["tune"].id
+    children = [viewer_log[f"tune_{i}"].id for i in range(3)]
+    page, as_json = get(
+        db_path, f"/-/promptlog/optimizations/{tune}", f"/-/promptlog/optimizations/{tune}.json"
+    )
+    assert page.status_code == 200
+    data = as_json.json()
+    assert (data["form"], data["optimiser"], data["metric"]) == (
+        "candidates", "InstructionSearch", "exact",
+    )  # fmt: skip
+    candidates = data["candidates"]
+    assert [c["experiment_id"] for c in candidates] == children == promptlog.open().children(tune)
+    for c in candidates:
+        summary = promptlog.open().summary(c["experiment_id"]).loc["exact"]
+        assert c["score"]["mean"] == pytest.approx(summary["mean"])
+        assert c["score"]["ci_low"] == pytest.approx(summary["ci_low"])
+    assert [c["score"]["mean"] for c in candidates] == [0.6, 0.8, 1.0]
+    assert [(c["baseline"], c["best"]) for c in candidates] == [
+        (True, False), (False, False), (False, True),
+    ]  # fmt: skip
+    # Each candidate against the baseline: the numbers of promptlog.compare, and the
+    # prompt its overrides changed, as a diff.
+    expected = promptlog.compare(children[0], children[2], ["exact"]).to_dict()
+    assert candidates[2]["vs_baseline"] == expected["metrics"][0]
+    (change,) = candidates[2]["changes"]
+    assert (change["short_name"], change["versions_a"], change["versions_b"]) == (
+        "qa_user", [1], [3],
+    )  # fmt: skip
+    assert "+Check your sum twice" in change["diff"]
+    assert [v["version"] for v in candidates[1]["prompt_versions"]] == [2]
+    points, baseline = data["series"]
+    assert [p["y"] for p in points["points"]] == [0.6, 0.8, 1.0]
+    assert [b["y"] for b in points["best"]] == [0.6, 0.8, 1.0]
+    assert baseline["baseline"] and {b["y"] for b in baseline["best"]} == {0.6}
+    listed = promptlog.open().optimizations().set_index("name").loc["tune-qa"]
+    budget = data["budget"]
+    assert budget["runs"] == 1 + 3 * 5 and budget["candidates"] == listed["candidates"] == 3
+    assert budget["calls"] == listed["calls"] == 1
+    assert {"key": "metric_calls", "value": 15, "limit": 40} in budget["recorded"]
+    html = page.text
+    assert html.count('class="pl-plot pl-progress"') == 1
+    assert html.count('class="pl-point"') == 3
+    assert html.count('class="pl-plot pl-interval"') == 3
+    assert html.count('<table class="diff"') == 2 and "Check your sum twice" in html
+    assert 'href="/-/promptlog/prompts/ui_support.qa_user#v3"' in html
+    for child in children:
+        assert f'href="/-/promptlog/experiments/{child}"' in html
+    assert 'id="candidate-2"' in html and "15" in html and "of 40" in html
+
+
+def test_optimisations_are_listed_marked_and_linked_from_experiments(viewer_log, db_path):
+    tune, search = viewer_log["tune"].id, viewer_log["search"].id
+    listed, experiments, optimisation, candidate, plain, refused = get(
+        db_path, "/-/promptlog/optimizations.json", "/-/promptlog",
+        f"/-/promptlog/experiments/{tune}", f"/-/promptlog/experiments/{viewer_log['tune_1'].id}",
+        f"/-/promptlog/experiments/{viewer_log['a'].id}",
+        f"/-/promptlog/optimizations/{viewer_log['tune_1'].id}.json",
+    )  # fmt: skip
+    rows = listed.json()["optimizations"]
+    records = promptlog.open().optimization_records().dicts()
+    assert [r["experiment_id"] for r in rows] == [r["id"] for r in records] == [tune, search]
+    assert [(r["best_score"], r["candidates"], r["calls"]) for r in rows] == [
+        (1.0, 3, 1), (3.0, 0, 3),
+    ]  # fmt: skip
+    html = experiments.text
+    assert html.count('class="pl-kind-badge pl-optimization-link"') == 2
+    assert f'href="/-/promptlog/optimizations/{tune}"' in html
+    assert html.count('class="pl-kind-badge pl-candidate-link"') == 3
+    assert f'href="/-/promptlog/optimizations/{tune}#candidate-1"' in html
+    assert "candidate 1 of tune-qa" in html
+    assert f'href="/-/promptlog/optimizations/{tune}"' in optimisation.text
+    assert f'href="/-/promptlog/optimizations/{tune}#candidate-1"' in candidate.text
+    assert "pl-optimization-link" not in plain.text
+    assert refused.status_code == 404
+    assert "is not an optimisation; it belongs to optimisation" in refused.json()["error"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..comparisons import compare
 from ..diffs import PromptDiff
+from ..errors import ExperimentError
 from ..prompts import PromptVersion
 from ..read import Log, short_name
 
@@ -49,17 +50,40 @@ def experiments(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
     rows = {row["experiment_id"]: row for row in log.experiment_records(ids).dicts(nest=True)}
     usage = log.experiment_usage(ids)
     summaries = log.metric_summaries(ids)
+    kinds = log.experiment_kinds(ids)
     found = []
-    for id_ in ids:
+    for id_ in _parents_first(ids, kinds):
         row = rows[id_]
         row.pop("metrics", None)
-        found.append({**row, **usage[id_], "metrics": _without_values(summaries[id_])})
-    kinds: dict[str, str] = {}
+        found.append({**row, **usage[id_], **kinds[id_],
+                      "metrics": _without_values(summaries[id_])})  # fmt: skip
+    metric_kinds: dict[str, str] = {}
     for row in found:
         for metric, summary in row["metrics"].items():
-            kinds.setdefault(metric, summary["kind"])
-    return {"filter": name, "limit": limit, "metrics": dict(sorted(kinds.items())),
+            metric_kinds.setdefault(metric, summary["kind"])
+    return {"filter": name, "limit": limit, "metrics": dict(sorted(metric_kinds.items())),
             "experiments": found}  # fmt: skip
+
+
+def _parents_first(ids: list[str], kinds: dict[str, dict[str, Any]]) -> list[str]:
+    """``ids`` (newest first) with each optimisation's candidates moved under it,
+    oldest first, when the optimisation is among them."""
+    children: dict[str, list[str]] = {}
+    for id_ in ids:
+        parent = kinds[id_]["parent_id"]
+        if parent in kinds:
+            children.setdefault(parent, []).insert(0, id_)
+    ordered: list[str] = []
+
+    def add(id_: str) -> None:
+        ordered.append(id_)
+        for child in children.get(id_, []):
+            add(child)
+
+    for id_ in ids:
+        if kinds[id_]["parent_id"] not in kinds:
+            add(id_)
+    return ordered
 
 
 # --- one experiment ---------------------------------------------------------------
@@ -88,6 +112,7 @@ def experiment(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         for name, used in log.prompt_versions_used(experiment_id).items()
         for v in used
     ]  # fmt: skip
+    details.update(log.experiment_kinds([experiment_id])[experiment_id])
     return {
         "experiment": details,
         "metrics": summaries,
@@ -244,6 +269,259 @@ def prompt(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
             "versions": versions[::-1]}  # fmt: skip
 
 
+# --- optimisations ------------------------------------------------------------------
+
+
+def optimizations(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
+    """Every optimisation, newest first: optimiser, status, runs, candidates, best
+    score, why it stopped, calls and cost (``promptlog optimizations``)."""
+    found = log.optimization_records().dicts()
+    for row in found:
+        row["experiment_id"] = row.pop("id")
+        row["experiment"] = row.pop("name")
+    return {"optimizations": found}
+
+
+# Outcome keys that say what an optimisation spent, each with the metadata key of
+# its limit, in the order the page shows them.
+BUDGET = [("steps", "max_steps"), ("evaluations", None), ("metric_calls", "max_metric_calls"),
+          ("calls", "max_calls"), ("cost", "max_cost")]  # fmt: skip
+
+
+def _is_baseline(metadata: dict[str, Any]) -> bool:
+    return bool(
+        metadata.get("baseline") is True or metadata.get("label") == "baseline"
+        or metadata.get("role") == "baseline" or metadata.get("optimiser") == "baseline"
+    )  # fmt: skip
+
+
+def _best_so_far(points: list[dict[str, Any]], minimize: bool) -> list[dict[str, Any]]:
+    """After each point (in order), the best score so far."""
+    best: float | None = None
+    found = []
+    for point in points:
+        score = point["y"]
+        if score is not None and (best is None or (score < best if minimize else score > best)):
+            best = score
+        found.append({"x": point["x"], "y": best})
+    return found
+
+
+def _evaluations(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """A search's evaluations among its runs: a result that is an object with a
+    score (or a run with the metric) and is not a proposal, in step order."""
+    found = []
+    for run in runs:
+        result = run["result"]
+        if not isinstance(result, dict) or result.get("role") == "proposal":
+            continue
+        score = result.get("score", run["metrics"].get(metric))
+        if "score" not in result and metric not in run["metrics"]:
+            continue
+        found.append({
+            "run_id": run["run_id"], "execution_index": run["execution_index"],
+            "status": run["status"], "step": result.get("step", run["execution_index"]),
+            "candidate": result.get("candidate"), "x": result.get("x"),
+            "score": score if isinstance(score, (int, float)) else None,
+            "baseline": result.get("baseline") is True,
+            "feedback": result.get("feedback"), "error": result.get("error"),
+        })  # fmt: skip
+    found.sort(key=lambda e: (e["step"], e["baseline"], e["candidate"] or 0,
+                              e["execution_index"]))  # fmt: skip
+    return found
+
+
+def _series(label: str, evaluations: list[dict[str, Any]], *, baseline: bool, minimize: bool,
+            experiment_id: str) -> dict[str, Any]:  # fmt: skip
+    points = [
+        {"x": e["step"], "y": e["score"], "run_id": e["run_id"],
+         "title": f"{label}, step {e['step']}: {e['score']}"}
+        for e in evaluations
+    ]  # fmt: skip
+    return {"label": label, "experiment_id": experiment_id, "baseline": baseline,
+            "points": points, "best": _best_so_far(points, minimize)}  # fmt: skip
+
+
+def _text_diff(a: Any, b: Any) -> str | None:
+    """Two candidates' x side by side, when both are text and differ."""
+    if not (isinstance(a, str) and isinstance(b, str)) or a == b:
+        return None
+    from ..diffs import side_by_side_html
+
+    return side_by_side_html(a, b, "the first x", "this x")
+
+
+def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
+    """One optimisation: its score per step (a search's evaluations, its runs) or
+    per candidate (a compile's candidates, its child experiments), each series
+    with its best-so-far line, a baseline when there is one; its candidates with
+    what they changed (prompt diffs against the baseline, or a search's x against
+    the first); and its budget, as the optimiser recorded it and as the log counts
+    it."""
+    (experiment_id,) = log.experiment_ids(url["experiment"])
+    details = log.experiment_details(experiment_id)
+    if details["kind"] != "optimisation":
+        parent = details["parent_id"]
+        raise ExperimentError(
+            f"Experiment {details['experiment']!r} ({experiment_id}) is not an optimisation"
+            + (f"; it belongs to optimisation {parent}." if parent else ".")
+        )
+    metadata = details["metadata"]
+    outcome = details["outcome"] or {}
+    minimize = bool(metadata.get("minimize"))
+    child_ids = log.children(experiment_id)
+    family = [experiment_id, *child_ids]
+    records = {row["experiment_id"]: row for row in log.experiment_records(family).dicts()}
+    usage = log.experiment_usage(family)
+    children = [log.experiment_details(id_) for id_ in child_ids]
+    metric = metadata.get("metric")
+    if not metric:
+        names = log.metric_kinds([c["experiment_id"] for c in children] or [experiment_id])
+        metric = "score" if "score" in names or len(names) != 1 else next(iter(names))
+
+    own = log.run_records([experiment_id]).dicts(nest=True)
+    evaluations = _evaluations(own, metric)
+    series = []
+    main = [e for e in evaluations if not e["baseline"]]
+    if main:
+        series.append(_series(details["experiment"], main, baseline=False, minimize=minimize,
+                              experiment_id=experiment_id))  # fmt: skip
+    if len(main) != len(evaluations):
+        series.append(_series("baseline", [e for e in evaluations if e["baseline"]],
+                              baseline=True, minimize=minimize,
+                              experiment_id=experiment_id))  # fmt: skip
+    for child in children:
+        if child["kind"] != "optimisation":
+            continue
+        found = _evaluations(log.run_records([child["experiment_id"]]).dicts(nest=True), metric)
+        if found:
+            series.append(_series(child["experiment"], found,
+                                  baseline=_is_baseline(child["metadata"]), minimize=minimize,
+                                  experiment_id=child["experiment_id"]))  # fmt: skip
+    first_x = evaluations[0]["x"] if evaluations else None
+    for e in evaluations:
+        e["diff_html"] = _text_diff(first_x, e["x"])
+
+    candidates = _candidates(log, [c for c in children if c["kind"] != "optimisation"],
+                             metric, minimize, records, usage)  # fmt: skip
+    if candidates:
+        points = [
+            {"x": c["candidate"], "y": c["score"]["mean"], "low": c["score"]["ci_low"],
+             "high": c["score"]["ci_high"], "experiment_id": c["experiment_id"],
+             "title": f"candidate {c['candidate']}: {c['score']['mean']}"}
+            for c in candidates
+        ]  # fmt: skip
+        series.append({"label": "candidates", "experiment_id": experiment_id, "baseline": False,
+                       "points": points, "best": _best_so_far(points, minimize)})  # fmt: skip
+        baseline = next((c for c in candidates if c["baseline"]), None)
+        if baseline is not None and baseline["score"]["mean"] is not None:
+            at = [c["candidate"] for c in candidates]
+            level = baseline["score"]["mean"]
+            series.append({
+                "label": "baseline", "experiment_id": baseline["experiment_id"],
+                "baseline": True, "points": [],
+                "best": [{"x": min(at), "y": level}, {"x": max(at), "y": level}],
+            })  # fmt: skip
+
+    proposals = sum(
+        isinstance(r["result"], dict) and r["result"].get("role") == "proposal" for r in own
+    )
+    totals = {key: sum((usage[id_][key] or 0) for id_ in family)
+              for key in ("calls", "input_tokens", "output_tokens")}  # fmt: skip
+    costs = [usage[id_]["cost"] for id_ in family if usage[id_]["cost"] is not None]
+    budget = {
+        "recorded": [
+            {"key": key, "value": outcome[key], "limit": metadata.get(limit) if limit else None}
+            for key, limit in BUDGET if key in outcome
+        ],
+        "runs": sum(records[id_]["runs"] for id_ in family),
+        "own_runs": records[experiment_id]["runs"],
+        "failed": sum(records[id_]["failed"] for id_ in family),
+        "evaluations": len(evaluations),
+        "proposals": proposals,
+        "candidates": len(children),
+        **totals,
+        "cost": sum(costs) if costs else None,
+    }
+    details.update(records[experiment_id])
+    return {
+        "optimization": details,
+        "optimiser": metadata.get("optimiser"),
+        "metric": metric,
+        "minimize": minimize,
+        "outcome": outcome,
+        "form": "candidates" if candidates else "search" if evaluations else "runs",
+        "series": series,
+        "evaluations": evaluations,
+        "candidates": candidates,
+        "budget": budget,
+        "children": [
+            {"experiment_id": c["experiment_id"], "experiment": c["experiment"],
+             "kind": c["kind"], "status": c["status"], "runs": records[c["experiment_id"]]["runs"]}
+            for c in children
+        ],  # fmt: skip
+    }
+
+
+def _candidates(
+    log: Log,
+    children: list[dict[str, Any]],
+    metric: str,
+    minimize: bool,
+    records: dict[str, dict[str, Any]],
+    usage: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A compile's candidates, one per child experiment in the order they ran: the
+    metric's mean and interval over the valset, the prompt versions their runs used,
+    and, against the baseline (the candidate without overrides), the metric's
+    difference and the prompts that changed, as diffs."""
+    if not children:
+        return []
+    ids = [c["experiment_id"] for c in children]
+    summaries = log.metric_summaries(ids)
+    found = []
+    for position, child in enumerate(children):
+        id_ = child["experiment_id"]
+        meta = child["metadata"]
+        score = summaries[id_].get(metric, {})
+        versions = [
+            {"prompt": name, "short_name": short_name(name), "version": v["version"]}
+            for name, used in log.prompt_versions_used(id_).items() for v in used
+        ]  # fmt: skip
+        found.append({
+            "experiment_id": id_, "experiment": child["experiment"], "status": child["status"],
+            "candidate": meta.get("candidate", position), "label": meta.get("label"),
+            "overrides": meta.get("overrides"), "baseline": _is_baseline(meta),
+            "runs": records[id_]["runs"], "failed": records[id_]["failed"],
+            "score": {k: score.get(k) for k in ("kind", "n", "mean", "ci_low", "ci_high")},
+            "calls": usage[id_]["calls"], "cost": usage[id_]["cost"],
+            "prompt_versions": versions, "vs_baseline": None, "changes": [],
+        })  # fmt: skip
+    if not any(c["baseline"] for c in found) and found[0]["overrides"] == {}:
+        found[0]["baseline"] = True
+    baseline = next((c for c in found if c["baseline"]), None)
+    if baseline is not None:
+        for c in found:
+            if c is baseline:
+                continue
+            result = compare(baseline["experiment_id"], c["experiment_id"],
+                             [metric] if baseline["score"]["n"] else None, path=log.path)
+            data = result.to_dict()
+            if result.metrics:
+                c["vs_baseline"] = data["metrics"][0]
+            diffs = {change.prompt: change.diff for change in result.prompt_changes}
+            for change in data["prompt_changes"]:
+                shown = diffs[change["prompt"]]
+                change["short_name"] = short_name(change["prompt"])
+                change["diff_html"] = None if shown is None else shown._repr_html_()
+            c["changes"] = data["prompt_changes"]
+    means = [c["score"]["mean"] for c in found if c["score"]["mean"] is not None]
+    best = (min if minimize else max)(means) if means else None
+    for c in found:
+        c["best"] = best is not None and c["score"]["mean"] == best
+    return found
+
+
 PAGES = [
     Page("experiments", r"", "promptlog_experiments.html", experiments, "Experiments"),
     Page("experiment", r"/experiments/(?P<experiment>[^/]+?)", "promptlog_experiment.html",
@@ -251,5 +529,9 @@ PAGES = [
     Page("compare", r"/compare", "promptlog_compare.html", comparison, "Compare"),
     Page("prompts", r"/prompts", "promptlog_prompts.html", prompts, "Prompts"),
     Page("prompt", r"/prompts/(?P<prompt>[^/]+?)", "promptlog_prompt.html", prompt, "Prompt"),
+    Page("optimizations", r"/optimizations", "promptlog_optimizations.html", optimizations,
+         "Optimisations"),
+    Page("optimization", r"/optimizations/(?P<experiment>[^/]+?)",
+         "promptlog_optimization.html", optimization, "Optimisation"),
 ]  # fmt: skip
 """Every page of the viewer; the navigation bar links those without URL variables."""

@@ -24,7 +24,8 @@ PREFIX = "/-/promptlog"
 STATIC = {"promptlog.css": "text/css; charset=utf-8", "promptlog.js": "text/javascript"}
 # The datasette table behind each page: its "table" link.
 TABLES = {"experiments": "experiments", "experiment": "runs", "compare": "experiment_metrics",
-          "prompts": "prompt_versions", "prompt": "prompt_versions"}  # fmt: skip
+          "prompts": "prompt_versions", "prompt": "prompt_versions",
+          "optimizations": "experiments", "optimization": "experiments"}  # fmt: skip
 
 View = Callable[[Any, Any], Awaitable[Response]]
 
