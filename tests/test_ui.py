@@ -18,6 +18,7 @@ pytest.importorskip("datasette")
 from datasette.app import Datasette  # noqa: E402
 
 import promptlog.ui  # noqa: E402
+from promptlog import Experiment  # noqa: E402
 from promptlog.ui import metadata, register_plugin, split_for_datasette_1  # noqa: E402
 
 TABLES = [
@@ -764,3 +765,50 @@ def test_optimisations_are_listed_marked_and_linked_from_experiments(viewer_log,
     assert "pl-optimization-link" not in plain.text
     assert refused.status_code == 404
     assert "is not an optimisation; it belongs to optimisation" in refused.json()["error"]
+
+
+def test_a_baseline_kept_as_a_child_search_and_candidates_without_numbers(db_path):
+    from ui_support import score
+
+    def evaluate(item: tuple[int, float]) -> dict[str, float]:
+        step, value = item
+        return {"step": step, "x": value, "score": score(value)}
+
+    main = Experiment("minimise", kind="optimisation", quiet=True,
+                      metadata={"optimiser": "llm_optimize", "minimize": True})  # fmt: skip
+    with main.session():
+        main.map(evaluate, [(0, 5.0), (1, 3.0), (2, 4.0), (3, 1.0)])
+        main.outcome = {"best_score": 1.0}
+        baseline = Experiment("minimise random", kind="optimisation", parent=main, quiet=True,
+                              metadata={"optimiser": "baseline", "minimize": True})  # fmt: skip
+        with baseline.session():
+            baseline.map(evaluate, [(1, 4.0), (2, 2.0), (3, 3.0)])
+        Experiment("minimise best", parent=main, quiet=True).run(lambda: {"best": 1.0})
+    tune = Experiment("tune", kind="optimisation", quiet=True)
+    with tune.session():
+        for i, answer in enumerate(["4", "5"]):
+            promptlog.evaluate(lambda question, a=answer: a, [{"question": "2+2"}],
+                               metrics=[lambda prediction: prediction == "4"],
+                               name=f"tune {i}", parent=tune, quiet=True)  # fmt: skip
+    promptlog.open().status()
+    searched, tuned, tuned_json = get(
+        db_path, "/-/promptlog/optimizations/minimise.json", "/-/promptlog/optimizations/tune",
+        "/-/promptlog/optimizations/tune.json",
+    )  # fmt: skip
+    data = searched.json()
+    assert data["form"] == "search" and data["candidates"] == []
+    own, child = data["series"]
+    assert [b["y"] for b in own["best"]] == [5.0, 3.0, 3.0, 1.0]  # minimised
+    assert (child["label"], child["baseline"]) == ("minimise random", True)
+    assert [b["y"] for b in child["best"]] == [4.0, 2.0, 2.0]
+    assert [o["experiment"] for o in data["others"]] == ["minimise random", "minimise best"]
+    assert tuned.status_code == 200
+    assert 'id="candidate-1"' in tuned.text and "tune 1" in tuned.text
+    # No outcome recorded: the best score is the best the log holds, and no candidate
+    # without overrides is taken for a baseline.
+    found = tuned_json.json()
+    assert found["outcome"] == {} and found["best_score"] == 1.0
+    assert [(c["candidate"], c["score"]["mean"], c["baseline"]) for c in found["candidates"]] == [
+        (0, 1.0, False), (1, 0.0, False),
+    ]  # fmt: skip
+    assert "the optimiser recorded none" in tuned.text

@@ -320,7 +320,8 @@ def _evaluations(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
             continue
         found.append({
             "run_id": run["run_id"], "execution_index": run["execution_index"],
-            "status": run["status"], "step": result.get("step", run["execution_index"]),
+            "status": run["status"],
+            "step": result.get("step", result.get("round", run["execution_index"])),
             "candidate": result.get("candidate"), "x": result.get("x"),
             "score": score if isinstance(score, (int, float)) else None,
             "baseline": result.get("baseline") is True,
@@ -368,6 +369,8 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         )
     metadata = details["metadata"]
     outcome = details["outcome"] or {}
+    if not isinstance(outcome, dict):
+        outcome = {"outcome": outcome}
     minimize = bool(metadata.get("minimize"))
     child_ids = log.children(experiment_id)
     family = [experiment_id, *child_ids]
@@ -402,8 +405,11 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
     for e in evaluations:
         e["diff_html"] = _text_diff(first_x, e["x"])
 
-    candidates = _candidates(log, [c for c in children if c["kind"] != "optimisation"],
-                             metric, minimize, records, usage)  # fmt: skip
+    # A compile's candidates say which they are in their metadata; without that, the
+    # children of an optimisation with no evaluations of its own are its candidates.
+    plain = [c for c in children if c["kind"] != "optimisation"]
+    chosen = [c for c in plain if "candidate" in c["metadata"]] or ([] if evaluations else plain)
+    candidates = _candidates(log, chosen, metric, minimize, records, usage)
     if candidates:
         points = [
             {"x": c["candidate"], "y": c["score"]["mean"], "low": c["score"]["ci_low"],
@@ -444,8 +450,14 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         "cost": sum(costs) if costs else None,
     }
     details.update(records[experiment_id])
+    scores = [p["y"] for s in series if not s["baseline"] for p in s["points"]
+              if p["y"] is not None]  # fmt: skip
+    best_score = outcome.get("best_score")
+    if best_score is None and scores:  # not recorded (yet): the best the log holds
+        best_score = min(scores) if minimize else max(scores)
     return {
         "optimization": details,
+        "best_score": best_score,
         "optimiser": metadata.get("optimiser"),
         "metric": metric,
         "minimize": minimize,
@@ -455,10 +467,11 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         "evaluations": evaluations,
         "candidates": candidates,
         "budget": budget,
-        "children": [
+        # What else belongs to it: a search's baseline and repeats, summaries.
+        "others": [
             {"experiment_id": c["experiment_id"], "experiment": c["experiment"],
              "kind": c["kind"], "status": c["status"], "runs": records[c["experiment_id"]]["runs"]}
-            for c in children
+            for c in children if c not in chosen
         ],  # fmt: skip
     }
 
