@@ -360,9 +360,12 @@ def test_the_optimisation_page_of_a_compile_in_a_browser(visit, viewer, tmp_path
     page.go_back()
     page.locator("tr#candidate-1 a.pl-experiment-link").click()
     page.wait_for_url(f"**/experiments/{ids['tune_1']}")
+    assert page.locator("table.pl-runs td.pl-example-input").count() == 5
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
     # A candidate's page leads back to its optimisation; the list leads to each.
     page.locator("a.pl-optimization-link", has_text="tune-qa").click()
     page.wait_for_url(f"**/optimizations/{ids['tune']}#candidate-1")
+    assert seen.errors == []
     listed = visit("/-/promptlog/optimizations")
     assert listed.page.locator("table.pl-optimizations tbody tr").count() == 2
     listed.check("optimizations.png", tmp_path)

@@ -762,6 +762,10 @@ def test_optimisations_are_listed_marked_and_linked_from_experiments(viewer_log,
     assert "candidate 1 of tune-qa" in html
     assert f'href="/-/promptlog/optimizations/{tune}"' in optimisation.text
     assert f'href="/-/promptlog/optimizations/{tune}#candidate-1"' in candidate.text
+    # A candidate ran over the questions: each run shows its example's fields.
+    assert candidate.text.count('<td class="pl-example-input">') == 5
+    assert "What is 7+7?" in candidate.text and "<th>Example</th>" in candidate.text
+    assert "<th>Example</th>" not in plain.text
     assert "pl-optimization-link" not in plain.text
     assert refused.status_code == 404
     assert "is not an optimisation; it belongs to optimisation" in refused.json()["error"]
