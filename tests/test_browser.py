@@ -353,7 +353,14 @@ def test_the_optimisation_page_of_a_compile_in_a_browser(visit, viewer, tmp_path
     rows = page.locator("table.pl-candidates tbody tr")
     assert rows.count() == 3 and page.locator("table.pl-candidates svg.pl-interval").count() == 3
     assert "best" in page.locator("tr#candidate-2").inner_text()
-    assert page.locator("section.pl-candidate-changes table.diff").count() == 2
+    changes = page.locator("details.pl-candidate-changes")
+    assert changes.count() == 2 and changes.locator("table.diff").count() == 2
+    # The best candidate's changes are open, the other's folded; a click elsewhere on
+    # the page leaves them as they are.
+    assert changes.nth(1).locator("table.diff").is_visible()
+    assert not changes.nth(0).locator("table.diff").is_visible()
+    page.locator("h1").click()
+    assert changes.nth(1).locator("table.diff").is_visible()
     seen.check("optimization.png", tmp_path)
     page.locator("tr#candidate-2 a.pl-version-link", has_text="qa_user v3").click()
     page.wait_for_url("**/prompts/ui_support.qa_user#v3")

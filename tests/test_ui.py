@@ -776,7 +776,7 @@ def test_a_baseline_kept_as_a_child_search_and_candidates_without_numbers(db_pat
 
     def evaluate(item: tuple[int, float]) -> dict[str, float]:
         step, value = item
-        return {"step": step, "x": value, "score": score(value)}
+        return {"step": step, "x": f"[{value}, 0]", "score": score(value)}
 
     main = Experiment("minimise", kind="optimisation", quiet=True,
                       metadata={"optimiser": "llm_optimize", "minimize": True})  # fmt: skip
@@ -806,6 +806,9 @@ def test_a_baseline_kept_as_a_child_search_and_candidates_without_numbers(db_pat
     assert (child["label"], child["baseline"]) == ("minimise random", True)
     assert [b["y"] for b in child["best"]] == [4.0, 2.0, 2.0]
     assert [o["experiment"] for o in data["others"]] == ["minimise random", "minimise best"]
+    # Its x are JSON data, shown whole, with no diff.
+    assert [e["x"] for e in data["evaluations"]][:2] == ["[5.0, 0]", "[3.0, 0]"]
+    assert all(e["diff_html"] is None for e in data["evaluations"])
     assert tuned.status_code == 200
     assert 'id="candidate-1"' in tuned.text and "tune 1" in tuned.text
     # No outcome recorded: the best score is the best the log holds, and no candidate

@@ -9,6 +9,7 @@ candidates, a per-example comparison) are one more entry in :data:`PAGES`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -308,20 +309,25 @@ def _best_so_far(points: list[dict[str, Any]], minimize: bool) -> list[dict[str,
 
 
 def _evaluations(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
-    """A search's evaluations among its runs: a result that is an object with a
-    score (or a run with the metric) and is not a proposal, in step order."""
+    """A search's evaluations among its runs, in step order: a result that is an
+    object with a ``score`` (or with an ``x``, on a run that recorded the metric), and
+    whose ``role``, if it has one, is ``evaluation`` (not a proposal, nor a
+    compile's own program run)."""
     found = []
     for run in runs:
         result = run["result"]
-        if not isinstance(result, dict) or result.get("role") == "proposal":
+        if not isinstance(result, dict) or result.get("role", "evaluation") != "evaluation":
             continue
+        if "score" not in result and not ("x" in result and metric in run["metrics"]):
+            continue
+        step = result.get("step")
+        if step is not None and not isinstance(step, (int, float)):
+            continue  # a named stage of the optimiser's own work, not a step
         score = result.get("score", run["metrics"].get(metric))
-        if "score" not in result and metric not in run["metrics"]:
-            continue
         found.append({
             "run_id": run["run_id"], "execution_index": run["execution_index"],
             "status": run["status"],
-            "step": result.get("step", result.get("round", run["execution_index"])),
+            "step": step if isinstance(step, (int, float)) else run["execution_index"],
             "candidate": result.get("candidate"), "x": result.get("x"),
             "score": score if isinstance(score, (int, float)) else None,
             "baseline": result.get("baseline") is True,
@@ -343,9 +349,21 @@ def _series(label: str, evaluations: list[dict[str, Any]], *, baseline: bool, mi
             "points": points, "best": _best_so_far(points, minimize)}  # fmt: skip
 
 
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _text_diff(a: Any, b: Any) -> str | None:
-    """Two candidates' x side by side, when both are text and differ."""
+    """Two candidates' x side by side, when both are text (a prompt, a piece of
+    code) and differ; not when both are JSON data (numbers, a list of parameters),
+    which the table shows whole."""
     if not (isinstance(a, str) and isinstance(b, str)) or a == b:
+        return None
+    if _is_json(a) and _is_json(b):
         return None
     from ..diffs import side_by_side_html
 
@@ -382,8 +400,14 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         names = log.metric_kinds([c["experiment_id"] for c in children] or [experiment_id])
         metric = "score" if "score" in names or len(names) != 1 else next(iter(names))
 
+    # A compile's candidates say which they are in their metadata; its own runs are
+    # its work (traces, proposals). Without such candidates, the children of an
+    # optimisation with no evaluations of its own are its candidates.
     own = log.run_records([experiment_id]).dicts(nest=True)
-    evaluations = _evaluations(own, metric)
+    plain = [c for c in children if c["kind"] != "optimisation"]
+    marked = [c for c in plain if "candidate" in c["metadata"]]
+    evaluations = [] if marked else _evaluations(own, metric)
+    chosen = marked or ([] if evaluations else plain)
     series = []
     main = [e for e in evaluations if not e["baseline"]]
     if main:
@@ -405,10 +429,6 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
     for e in evaluations:
         e["diff_html"] = _text_diff(first_x, e["x"])
 
-    # A compile's candidates say which they are in their metadata; without that, the
-    # children of an optimisation with no evaluations of its own are its candidates.
-    plain = [c for c in children if c["kind"] != "optimisation"]
-    chosen = [c for c in plain if "candidate" in c["metadata"]] or ([] if evaluations else plain)
     candidates = _candidates(log, chosen, metric, minimize, records, usage)
     if candidates:
         points = [
@@ -445,7 +465,8 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         "failed": sum(records[id_]["failed"] for id_ in family),
         "evaluations": len(evaluations),
         "proposals": proposals,
-        "candidates": len(children),
+        "candidates": len(candidates),
+        "others": len(children) - len(candidates),
         **totals,
         "cost": sum(costs) if costs else None,
     }

@@ -271,8 +271,12 @@ def progress(
         f"{escape(y_label)}</text>"
     )
     legend_x = left
+    shades = {False: [BLUE, "#7c3aed", "#0d9488", "#db2777"], True: [MUTED, "#616e7c", "#cbd2d9"]}
+    seen = {False: 0, True: 0}
     for s in series:
-        colour = MUTED if s.get("baseline") else BLUE
+        baseline = bool(s.get("baseline"))
+        colour = shades[baseline][seen[baseline] % len(shades[baseline])]
+        seen[baseline] += 1
         dash = ' stroke-dasharray="5 3"' if s.get("baseline") else ""
         best = [b for b in s.get("best", []) if _finite(b.get("y"))]
         if best:
