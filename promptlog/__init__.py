@@ -63,6 +63,7 @@ _LAZY = {
     "LocalModelError": "errors",
     "KnobError": "errors",
     "CredentialsError": "errors",
+    "OptimizerError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -82,6 +83,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Message",
     "MetricError",
     "NotAPromptlogDatabase",
+    "OptimizerError",
     "PromptDiff",
     "PromptError",
     "PromptNotFoundError",
@@ -137,6 +139,7 @@ if TYPE_CHECKING:
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
+        OptimizerError,
         PromptError,
         PromptlogError,
         PromptNotFoundError,
