@@ -819,3 +819,44 @@ def test_a_baseline_kept_as_a_child_search_and_candidates_without_numbers(db_pat
         (0, 1.0, False), (1, 0.0, False),
     ]  # fmt: skip
     assert "the optimiser recorded none" in tuned.text
+
+
+def test_the_optimisation_page_of_a_compile_by_promptlog_optimizers(db_path, monkeypatch):
+    from optimizer_support import DEV, EVERYTHING, TRAIN, exact, qa
+
+    from promptlog import optimizers
+    from promptlog.testing import FakeOpenAIServer, FollowsExamples
+
+    with FakeOpenAIServer(responder=FollowsExamples(EVERYTHING), max_seconds=120) as server:
+        monkeypatch.setenv("PROMPTLOG_MODEL", server.model)
+        monkeypatch.setenv("OPENAI_API_BASE", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+        result = optimizers.LabeledFewShot(k=len(TRAIN), metric=exact).compile(
+            qa, trainset=TRAIN, valset=DEV, name="tune-qa", quiet=True
+        )
+    promptlog.open().status()
+    page, as_json = get(
+        db_path, "/-/promptlog/optimizations/tune-qa", "/-/promptlog/optimizations/tune-qa.json"
+    )
+    assert page.status_code == 200
+    data = as_json.json()
+    assert (data["form"], data["optimiser"], data["metric"]) == (
+        "candidates", "LabeledFewShot", "exact",
+    )  # fmt: skip
+    frame = result.candidates
+    shown = data["candidates"]
+    assert [c["experiment_id"] for c in shown] == list(frame["experiment_id"])
+    assert [c["score"]["mean"] for c in shown] == list(frame["score"]) == [0.0, 1.0]
+    assert [(c["baseline"], c["best"]) for c in shown] == [(True, False), (False, True)]
+    assert shown[1]["vs_baseline"]["difference"] == 1.0
+    (change,) = shown[1]["changes"]
+    assert (change["short_name"], change["versions_a"], change["versions_b"]) == (
+        "answer", [1], [2],
+    )  # fmt: skip
+    assert data["best_score"] == result.best_score == 1.0
+    recorded = {item["key"]: item["value"] for item in data["budget"]["recorded"]}
+    assert recorded["metric_calls"] == result.outcome["metric_calls"]
+    assert data["evaluations"] == []  # its own runs are its work, not evaluations
+    html = page.text
+    assert html.count('class="pl-point"') == 2 and '<table class="diff"' in html
+    assert TRAIN[0]["question"] in html  # a demo the candidate added, in its diff
