@@ -365,6 +365,10 @@ def test_the_optimisation_page_of_a_compile_in_a_browser(visit, viewer, tmp_path
     page.locator("tr#candidate-2 a.pl-version-link", has_text="qa_user v3").click()
     page.wait_for_url("**/prompts/ui_support.qa_user#v3")
     page.go_back()
+    page.locator("tr#candidate-2 a.pl-compare-link").click()
+    page.wait_for_url("**/compare?a=*&b=*")
+    assert page.locator("table.pl-examples > tbody > tr").count() == 5
+    page.go_back()
     page.locator("tr#candidate-1 a.pl-experiment-link").click()
     page.wait_for_url(f"**/experiments/{ids['tune_1']}")
     assert page.locator("table.pl-runs td.pl-example-input").count() == 5

@@ -738,6 +738,8 @@ def test_the_optimisation_page_of_a_compile_shows_candidates_scores_diffs_and_bu
     for child in children:
         assert f'href="/-/promptlog/experiments/{child}"' in html
     assert 'id="candidate-2"' in html and "15" in html and "of 40" in html
+    # Each candidate's difference links to its comparison with the baseline.
+    assert f'href="/-/promptlog/compare?a={children[0]}&amp;b={children[2]}"' in html
 
 
 def test_optimisations_are_listed_marked_and_linked_from_experiments(viewer_log, db_path):
