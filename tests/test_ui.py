@@ -817,9 +817,8 @@ def test_a_baseline_kept_as_a_child_search_and_candidates_without_numbers(db_pat
     # without overrides is taken for a baseline.
     found = tuned_json.json()
     assert found["outcome"] == {} and found["best_score"] == 1.0
-    assert [(c["candidate"], c["score"]["mean"], c["baseline"]) for c in found["candidates"]] == [
-        (0, 1.0, False), (1, 0.0, False),
-    ]  # fmt: skip
+    assert [(c["candidate"], c["score"]["mean"], c["baseline"], c["best"])
+            for c in found["candidates"]] == [(0, 1.0, False, True), (1, 0.0, False, False)]
     assert "the optimiser recorded none" in tuned.text
 
 

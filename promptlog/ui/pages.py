@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..comparisons import compare
+from ..comparisons import Comparison, compare
 from ..diffs import PromptDiff
 from ..errors import ExperimentError
 from ..prompts import PromptVersion
@@ -146,15 +146,24 @@ def comparison(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
     data["b"]["summary"] = _without_values(
         log.metric_summaries([result.b["experiment_id"]])[result.b["experiment_id"]]
     )
-    diffs = {change.prompt: change.diff for change in result.prompt_changes}
-    for change in data["prompt_changes"]:
-        found = diffs[change["prompt"]]
-        change["short_name"] = short_name(change["prompt"])
-        change["diff_html"] = None if found is None else found._repr_html_()
+    data["prompt_changes"] = _prompt_changes(result)
     examples = None
     if result.pairing == "example":
         examples = _examples(log, result.a["experiment_id"], result.b["experiment_id"])
     return {"a": a, "b": b, "choices": choices, "comparison": data, "examples": examples}
+
+
+def _prompt_changes(result: Comparison) -> list[dict[str, Any]]:
+    """The prompts that changed between two compared experiments (as
+    ``Comparison.to_dict`` gives them), each with its short name and its
+    side-by-side diff as HTML."""
+    diffs = {change.prompt: change.diff for change in result.prompt_changes}
+    changes = result.to_dict()["prompt_changes"]
+    for change in changes:
+        found = diffs[change["prompt"]]
+        change["short_name"] = short_name(change["prompt"])
+        change["diff_html"] = None if found is None else found._repr_html_()
+    return changes
 
 
 def _examples(log: Log, id_a: str, id_b: str) -> dict[str, Any]:
@@ -429,7 +438,8 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
     for e in evaluations:
         e["diff_html"] = _text_diff(first_x, e["x"])
 
-    candidates = _candidates(log, chosen, metric, minimize, records, usage)
+    candidates = _candidates(log, chosen, metric, minimize, records, usage,
+                             outcome.get("best_candidate"))  # fmt: skip
     if candidates:
         points = [
             {"x": c["candidate"], "y": c["score"]["mean"], "low": c["score"]["ci_low"],
@@ -504,11 +514,14 @@ def _candidates(
     minimize: bool,
     records: dict[str, dict[str, Any]],
     usage: dict[str, dict[str, Any]],
+    best_candidate: Any = None,
 ) -> list[dict[str, Any]]:
     """A compile's candidates, one per child experiment in the order they ran: the
     metric's mean and interval over the valset, the prompt versions their runs used,
-    and, against the baseline (the candidate without overrides), the metric's
-    difference and the prompts that changed, as diffs."""
+    and, against the baseline (the candidate labelled so, or the first when its
+    overrides are empty), the metric's difference and the prompts that changed, as
+    diffs. The best is the optimiser's pick (``best_candidate`` of its outcome), else
+    the first of the best means."""
     if not children:
         return []
     ids = [c["experiment_id"] for c in children]
@@ -538,21 +551,20 @@ def _candidates(
         for c in found:
             if c is baseline:
                 continue
+            scored = bool(baseline["score"]["n"] or c["score"]["n"])
             result = compare(baseline["experiment_id"], c["experiment_id"],
-                             [metric] if baseline["score"]["n"] else None, path=log.path)
-            data = result.to_dict()
-            if result.metrics:
-                c["vs_baseline"] = data["metrics"][0]
-            diffs = {change.prompt: change.diff for change in result.prompt_changes}
-            for change in data["prompt_changes"]:
-                shown = diffs[change["prompt"]]
-                change["short_name"] = short_name(change["prompt"])
-                change["diff_html"] = None if shown is None else shown._repr_html_()
-            c["changes"] = data["prompt_changes"]
+                             [metric] if scored else [], path=log.path)  # fmt: skip
+            if scored:
+                c["vs_baseline"] = result.to_dict()["metrics"][0]
+            c["changes"] = _prompt_changes(result)
     means = [c["score"]["mean"] for c in found if c["score"]["mean"] is not None]
     best = (min if minimize else max)(means) if means else None
+    # The optimiser's pick when it recorded one, else the first of the best.
+    chosen = next((c for c in found if c["candidate"] == best_candidate), None) or next(
+        (c for c in found if best is not None and c["score"]["mean"] == best), None
+    )
     for c in found:
-        c["best"] = best is not None and c["score"]["mean"] == best
+        c["best"] = c is chosen
     return found
 
 
