@@ -587,12 +587,14 @@ def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer
 def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path):
     paths = {
         "/-/promptlog": "/message_log/experiments",
-        f"/-/promptlog/experiments/{viewer_log['a'].id}": "/message_log/runs",
+        f"/-/promptlog/experiments/{viewer_log['a'].id}":
+            f"/message_log/runs?experiment_id={viewer_log['a'].id}",
         "/-/promptlog/compare?a=exp-a&b=exp-b": "/message_log/experiment_metrics",
         "/-/promptlog/prompts": "/message_log/prompt_versions",
         "/-/promptlog/prompts/promptlog.demo.namer_user": "/message_log/prompt_versions",
         "/-/promptlog/optimizations": "/message_log/experiments",
-        "/-/promptlog/optimizations/tune-qa": "/message_log/experiments",
+        "/-/promptlog/optimizations/tune-qa":
+            f"/message_log/experiments?parent_id={viewer_log['tune'].id}",
     }
     pages = get(db_path, *paths)
     for (path, table), page in zip(paths.items(), pages, strict=True):
@@ -605,6 +607,16 @@ def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path
         assert as_json.status_code == 200 and as_json.headers["content-type"].startswith(
             "application/json"
         ), path
+    # A page about one thing links to its rows: an experiment's runs, an optimisation's
+    # candidates.
+    runs, candidates = get(
+        db_path, f"/message_log/runs.json?experiment_id={viewer_log['a'].id}&_shape=objects",
+        f"/message_log/experiments.json?parent_id={viewer_log['tune'].id}&_shape=objects",
+    )  # fmt: skip
+    assert len(runs.json()["rows"]) == 10
+    assert [r["name"] for r in candidates.json()["rows"]] == [
+        f"tune-qa candidate {i}" for i in (2, 1, 0)
+    ]
     css, js = get(db_path, "/-/promptlog/static/promptlog.css", "/-/promptlog/static/promptlog.js")
     assert css.status_code == js.status_code == 200 and "ago" in js.text
 
