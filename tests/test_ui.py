@@ -873,3 +873,36 @@ def test_the_optimisation_page_of_a_compile_by_promptlog_optimizers(db_path, mon
     html = page.text
     assert html.count('class="pl-point"') == 2 and '<table class="diff"' in html
     assert TRAIN[0]["question"] in html  # a demo the candidate added, in its diff
+
+
+def test_a_reflection_loop_is_drawn_per_round_one_point_per_setting(db_path):
+    from ui_support import score
+
+    settings = [{"temperature": 0.7}, {"temperature": 0.2}, {"temperature": 0.4}]
+
+    def task(item: tuple[int, int, int, float]) -> dict[str, Any]:
+        round_, index, which, value = item
+        score(value)
+        return {"role": "task", "round": round_, "index": index,
+                "hyperparameters": settings[which]}  # fmt: skip
+
+    loop = Experiment("reflect", kind="optimisation", quiet=True,
+                      metadata={"optimiser": "meta_optimize", "metric": "fits"})  # fmt: skip
+    with loop.session():
+        loop.map(task, [(0, 0, 0, 0.2), (0, 1, 0, 0.4)])
+        loop.map(lambda i: {"role": "reflection", "round": 0, "index": i}, [0, 1])
+        loop.map(task, [(1, 0, 1, 0.9), (1, 1, 1, 0.7), (1, 2, 2, 0.1), (1, 3, 2, 0.3)])
+        loop.outcome = {"best_score": 0.8, "best_hyperparameters": settings[1], "rounds": 1}
+    promptlog.open().status()
+    page, as_json = get(
+        db_path, "/-/promptlog/optimizations/reflect", "/-/promptlog/optimizations/reflect.json"
+    )
+    data = as_json.json()
+    # Its metadata names the metric function; the runs recorded "score".
+    assert (data["form"], data["metric"], data["step_name"]) == ("search", "score", "round")
+    (series,) = data["series"]
+    assert [(p["x"], round(p["y"], 6)) for p in series["points"]] == [(0, 0.3), (1, 0.8), (1, 0.2)]
+    assert [round(b["y"], 6) for b in series["best"]] == [0.3, 0.8, 0.8]
+    assert len(data["evaluations"]) == 6 and data["budget"]["runs"] == 8
+    assert data["best_x"] == settings[1]
+    assert "score per round" in page.text and "The best hyperparameters" in page.text

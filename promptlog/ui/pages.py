@@ -317,19 +317,25 @@ def _best_so_far(points: list[dict[str, Any]], minimize: bool) -> list[dict[str,
     return found
 
 
+# The roles of a search's runs that are evaluations: promptlog.optimize's, and
+# meta_optimize's task runs (whose x is their hyperparameters, and step their round).
+EVALUATION_ROLES = ("evaluation", "task")
+
+
 def _evaluations(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """A search's evaluations among its runs, in step order: a result that is an
     object with a ``score`` (or with an ``x``, on a run that recorded the metric), and
-    whose ``role``, if it has one, is ``evaluation`` (not a proposal, nor a
-    compile's own program run)."""
+    whose ``role``, if it has one, is an evaluation's (not a proposal, a reflection,
+    nor a compile's own program run)."""
     found = []
     for run in runs:
         result = run["result"]
-        if not isinstance(result, dict) or result.get("role", "evaluation") != "evaluation":
+        if not isinstance(result, dict) or result.get("role", "evaluation") not in EVALUATION_ROLES:
             continue
-        if "score" not in result and not ("x" in result and metric in run["metrics"]):
+        x = result.get("x", result.get("hyperparameters"))
+        if "score" not in result and not (x is not None and metric in run["metrics"]):
             continue
-        step = result.get("step")
+        step = result.get("step", result.get("round"))
         if step is not None and not isinstance(step, (int, float)):
             continue  # a named stage of the optimiser's own work, not a step
         score = result.get("score", run["metrics"].get(metric))
@@ -337,7 +343,7 @@ def _evaluations(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
             "run_id": run["run_id"], "execution_index": run["execution_index"],
             "status": run["status"],
             "step": step if isinstance(step, (int, float)) else run["execution_index"],
-            "candidate": result.get("candidate"), "x": result.get("x"),
+            "candidate": result.get("candidate", result.get("index")), "x": x,
             "score": score if isinstance(score, (int, float)) else None,
             "baseline": result.get("baseline") is True,
             "feedback": result.get("feedback"), "error": result.get("error"),
@@ -349,11 +355,21 @@ def _evaluations(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]
 
 def _series(label: str, evaluations: list[dict[str, Any]], *, baseline: bool, minimize: bool,
             experiment_id: str) -> dict[str, Any]:  # fmt: skip
-    points = [
-        {"x": e["step"], "y": e["score"], "run_id": e["run_id"],
-         "title": f"{label}, step {e['step']}: {e['score']}"}
-        for e in evaluations
-    ]  # fmt: skip
+    """One line of the plot: a point per x tried at each step, its score (the mean,
+    when the x ran several times in the step, as meta_optimize runs each setting on
+    several tasks), and the best so far."""
+    groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for e in evaluations:
+        groups.setdefault((e["step"], json.dumps(e["x"], sort_keys=True)), []).append(e)
+    points = []
+    for (step, _), found in groups.items():
+        scores = [e["score"] for e in found if e["score"] is not None]
+        mean = sum(scores) / len(scores) if scores else None
+        title = f"{label}, step {step}: {mean}"
+        if len(scores) > 1:
+            title += f" (mean of {len(scores)})"
+        points.append({"x": step, "y": mean, "run_ids": [e["run_id"] for e in found],
+                       "title": title})  # fmt: skip
     return {"label": label, "experiment_id": experiment_id, "baseline": baseline,
             "points": points, "best": _best_so_far(points, minimize)}  # fmt: skip
 
@@ -404,9 +420,11 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
     records = {row["experiment_id"]: row for row in log.experiment_records(family).dicts()}
     usage = log.experiment_usage(family)
     children = [log.experiment_details(id_) for id_ in child_ids]
+    # The metric its metadata names when its runs recorded it; else ``score``, or
+    # the one metric they recorded.
     metric = metadata.get("metric")
-    if not metric:
-        names = log.metric_kinds([c["experiment_id"] for c in children] or [experiment_id])
+    names = log.metric_kinds(family)
+    if metric not in names:
         metric = "score" if "score" in names or len(names) != 1 else next(iter(names))
 
     # A compile's candidates say which they are in their metadata; its own runs are
@@ -494,6 +512,11 @@ def optimization(log: Log, url: Arguments, query: Arguments) -> dict[str, Any]:
         "minimize": minimize,
         "outcome": outcome,
         "form": "candidates" if candidates else "search" if evaluations else "runs",
+        "step_name": "round" if any(
+            isinstance(r["result"], dict) and "round" in r["result"] and "step" not in r["result"]
+            for r in own
+        ) else "step",  # fmt: skip
+        "best_x": outcome.get("best_x", outcome.get("best_hyperparameters")),
         "series": series,
         "evaluations": evaluations,
         "candidates": candidates,
