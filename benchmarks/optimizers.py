@@ -1,8 +1,8 @@
 """11. Prompt optimisers: ``promptlog.optimizers`` side by side with DSPy's own.
 
 The same one-step question-answering program (question in, answer out, instructions
-"Answer the question."), the same 8 training and 8 validation examples, and the same
-deterministic stand-in models, served over HTTP by the fake OpenAI-compatible server:
+"Answer the question."), the same examples and the same deterministic stand-in
+models, served over HTTP by the fake OpenAI-compatible server:
 
 - "follows examples": answers a question right only if a demo in its prompt asks a
   question of the same kind (the same first word); zero-shot it scores 0;
@@ -16,8 +16,8 @@ JSON adapters send, and answer in the format each asks for. promptlog's optimise
 run in a fresh process with a fresh log; each of DSPy's in its own virtual
 environment (``benchmarks/peers/dspy_optimizers.py``), against a server in this
 process. A run's model calls are the requests its server received; the valset score
-is the tuned program's accuracy on the 8 validation examples, measured the same way
-for both. Response caches are off on both sides, so the calls are what each
+is the tuned program's accuracy on the validation examples, measured the same way for
+both. Response caches are off on both sides, so the calls are what each
 algorithm asks of a model.
 """
 
@@ -53,36 +53,18 @@ REFLECTED = f"{INSTRUCTIONS} Work {KEYWORD}: check the answer before giving it."
 # The models' names, as the requests carry them (litellm sends what follows "openai/").
 PROPOSER, REFLECTOR = "proposer", "reflector"
 
-# --- the task: four kinds of question, each with a rule for its answer ----------------
+# --- the data ---------------------------------------------------------------------------
 
-_RULES: dict[str, Callable[[str], str]] = {
-    "spell": lambda word: "-".join(word.upper()),
-    "count": lambda word: str(len(word)),
-    "reverse": lambda word: word[::-1],
-    "double": lambda word: str(2 * int(word)),
-}
-_WORDS = {
-    "spell": ["cat", "moon", "tree", "lamp"],
-    "count": ["banana", "river", "pencil", "cloud"],
-    "reverse": ["stone", "garden", "window", "bread"],
-    "double": ["21", "7", "130", "48"],
-}
-
-
-def right_answer(question: str) -> str | None:
-    """The answer every stand-in knows, given the chance; None for an unknown kind."""
-    kind, _, word = question.strip().partition(" ")
-    rule = _RULES.get(kind)
-    return rule(word.strip()) if rule is not None and word.strip() else None
-
-
-def datasets() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """8 training and 8 validation examples, two of each kind in each."""
-    rows = {kind: [{"question": f"{kind} {word}", "answer": _RULES[kind](word)}
-                   for word in words] for kind, words in _WORDS.items()}  # fmt: skip
-    train = [row for kind in _WORDS for row in rows[kind][:2]]
-    val = [row for kind in _WORDS for row in rows[kind][2:]]
-    return train, val
+WORDS = ["apple", "berry", "cherry", "grape", "lemon", "mango", "olive", "peach"]
+# Every training question starts with a word of its own; the validation questions share
+# those first words ("train-like").
+TRAIN = [{"question": f"{w} one", "answer": w.upper()} for w in WORDS]
+DEV = [{"question": f"{w} two", "answer": w.upper()} for w in WORDS]
+# Training questions in pairs sharing their first word, covering half the valset's.
+PAIRED = [{"question": f"{w} {n}", "answer": w.upper()} for w in WORDS[:4] for n in ("one", "six")]
+EVERYTHING = TRAIN + DEV + PAIRED
+DATASETS = {"train-like": (TRAIN, DEV), "paired": (PAIRED, DEV)}
+ANSWERS = {e["question"]: e["answer"] for e in EVERYTHING}
 
 
 # --- reading a request, whoever wrote it -----------------------------------------------
@@ -186,8 +168,7 @@ class StandIns:
     def __init__(self) -> None:
         from promptlog.testing import FollowsExamples
 
-        train, val = datasets()
-        self.follows_examples = FollowsExamples(train + val)
+        self.follows_examples = FollowsExamples(EVERYTHING, wrong=UNKNOWN)
         self._lock = threading.Lock()
         self.proposals = 0
 
@@ -202,7 +183,7 @@ class StandIns:
             return self.follows_examples(body)
         if model != "keyword":
             raise ValueError(f"no stand-in model {model!r}")
-        right = right_answer(str(request.inputs.get("question", "")))
+        right = ANSWERS.get(str(request.inputs.get("question", "")))
         knows = KEYWORD in request.instructions.lower()
         answer = right if knows and right is not None else UNKNOWN
         return request.reply({name: answer for name in request.outputs or ["answer"]})
@@ -238,10 +219,11 @@ def feedback(example: dict[str, Any], prediction: Any) -> tuple[float, str]:
 
 @dataclass(frozen=True)
 class Pair:
-    """One of promptlog's optimisers and DSPy's counterpart, on one task, with the
-    same settings written in each one's own words."""
+    """One of promptlog's optimisers and DSPy's counterpart, with the same settings
+    written in each one's own words, on one dataset and stand-in task model."""
 
-    task: str
+    data: str
+    model: str
     ours: str
     our_options: dict[str, Any]
     theirs: str
@@ -249,21 +231,25 @@ class Pair:
 
 
 PAIRS = (
-    Pair("follows-examples", "LabeledFewShot", {"k": 4}, "LabeledFewShot", {"k": 4}),
-    Pair("follows-examples", "BootstrapFewShot", {"max_demos": 4, "max_labeled": 4},
-         "BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 4}),
-    Pair("follows-examples", "RandomSearch",
-         {"num_candidates": 4, "max_demos": 4, "max_labeled": 4},
+    Pair("train-like", "follows-examples", "LabeledFewShot", {"k": 8}, "LabeledFewShot",
+         {"k": 8}),
+    Pair("train-like", "follows-examples", "BootstrapFewShot",
+         {"max_demos": 4, "max_labeled": 16},
+         "BootstrapFewShot", {"max_bootstrapped_demos": 4, "max_labeled_demos": 16}),
+    Pair("paired", "follows-examples", "BootstrapFewShot", {"max_demos": 2, "max_labeled": 2},
+         "BootstrapFewShot", {"max_bootstrapped_demos": 2, "max_labeled_demos": 2}),
+    Pair("paired", "follows-examples", "RandomSearch",
+         {"num_candidates": 3, "max_demos": 2, "max_labeled": 4},
          "BootstrapFewShotWithRandomSearch",
-         {"num_candidate_programs": 4, "max_bootstrapped_demos": 4, "max_labeled_demos": 4}),
-    Pair("keyword", "InstructionSearch", {"breadth": 3, "depth": 3},
+         {"num_candidate_programs": 3, "max_bootstrapped_demos": 2, "max_labeled_demos": 4}),
+    Pair("train-like", "keyword", "InstructionSearch", {"breadth": 3, "depth": 3},
          "COPRO", {"breadth": 3, "depth": 3}),
-    Pair("keyword", "ReflectiveSearch", {"max_metric_calls": 48, "minibatch": 3},
+    Pair("train-like", "keyword", "ReflectiveSearch", {"max_metric_calls": 48, "minibatch": 3},
          "GEPA", {"max_metric_calls": 48, "reflection_minibatch_size": 3}),
-)
+)  # fmt: skip
 
 
-def promptlog_run(task: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+def promptlog_run(data: str, task: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
     """One of promptlog's optimisers, in a fresh process with a fresh log: compile the
     program against the stand-ins, then score the tuned program on the valset."""
     os.environ["PROMPTLOG_DB"] = str(
@@ -279,7 +265,7 @@ def promptlog_run(task: str, name: str, options: dict[str, Any]) -> dict[str, An
     optimiser_class = getattr(optimizers, name, None)
     if optimiser_class is None:
         return {"missing": True}
-    train, val = datasets()
+    train, val = DATASETS[data]
     with FakeOpenAIServer(responder=StandIns(), max_requests=100_000,
                           max_seconds=3600) as server:  # fmt: skip
         endpoint: dict[str, Any] = {"api_base": server.base_url, "api_key": "sk-fake"}
@@ -344,11 +330,11 @@ def dspy_run(python: Path, pair: Pair) -> dict[str, Any]:
     the model calls are the requests the server received."""
     from promptlog.testing import FakeOpenAIServer
 
-    train, val = datasets()
+    train, val = DATASETS[pair.data]
     with FakeOpenAIServer(responder=StandIns(), max_requests=100_000,
                           max_seconds=3600) as server:  # fmt: skip
         spec = {
-            "base_url": server.base_url, "task": pair.task, "instructions": INSTRUCTIONS,
+            "base_url": server.base_url, "task": pair.model, "instructions": INSTRUCTIONS,
             "trainset": train, "valset": val, "optimiser": pair.theirs,
             "options": pair.their_options, "proposer": PROPOSER, "reflector": REFLECTOR,
         }  # fmt: skip
@@ -359,7 +345,7 @@ def dspy_run(python: Path, pair: Pair) -> dict[str, Any]:
     counted = result["task_calls"] + result["eval_calls"] + result["instruction_calls"]
     result["history"] = counted
     result["served"] = sum(served.values())
-    result["task_calls"] = served[pair.task] - result["eval_calls"]
+    result["task_calls"] = served[pair.model] - result["eval_calls"]
     result["instruction_calls"] = served[PROPOSER] + served[REFLECTOR]
     return result
 
@@ -367,19 +353,23 @@ def dspy_run(python: Path, pair: Pair) -> dict[str, Any]:
 def bench() -> Section:
     from .common import worker
 
-    train, val = datasets()
     section = Section(
         "11. Prompt optimisers",
-        f"promptlog's optimisers and DSPy's on the same one-step program, {len(train)} "
-        f"training and {len(val)} validation examples and the same deterministic stand-in "
-        f"models over HTTP (few-shot optimisers on \"follows examples\", instruction "
-        f"optimisers on \"keyword\"; see benchmarks/optimizers.py). The figure is the tuned "
-        f"program's accuracy on the validation examples, measured the same way for both; "
-        f"the calls are the requests the stand-ins' server received until the tuned "
-        f"program's valset score was known: promptlog's compile scores its candidates on "
-        f"the valset (and the baseline, for the paired comparison), while DSPy's tuned "
-        f"program is then run on the valset once. One run each: the stand-ins are "
-        f"deterministic. Response caches off on both sides.",
+        f"promptlog's optimisers and DSPy's on the same one-step program (a typed function / "
+        f"a `dspy.Predict`, question in, answer out), the same examples and the same "
+        f"deterministic stand-in models over HTTP: `FollowsExamples` (right only when a demo "
+        f"shows the question or one sharing its first word) for the few-shot optimisers, "
+        f"`Keyword` (right only when the instructions say \"{KEYWORD}\") for the instruction "
+        f"optimisers, with a proposer and a reflection model (see benchmarks/optimizers.py). "
+        f"Train-like: {len(TRAIN)} training questions, each with a first word of its own, and "
+        f"{len(DEV)} validation questions sharing those words; paired: {len(PAIRED)} training "
+        f"questions in pairs sharing a first word, covering half the validation questions' "
+        f"words (0.5 is the best reachable). The figure is the tuned program's accuracy on "
+        f"the validation questions, measured the same way for both; the calls are the "
+        f"requests the stand-ins' server received until that score was known: promptlog's "
+        f"compile scores the baseline and its candidates on the valset, DSPy's tuned program "
+        f"is then run on the valset once. One run each: the stand-ins are deterministic. "
+        f"Response caches off on both sides.",
     )
     try:
         python: Path | None = peer_python("dspy")
@@ -390,9 +380,11 @@ def bench() -> Section:
     baselines: dict[str, float] = {}
     ran: list[str] = []
     for pair in PAIRS:
-        print(f"  {pair.ours} vs {pair.theirs} ({pair.task})", flush=True)
+        what = f"{pair.data}, {pair.model}"
+        print(f"  {pair.ours} vs {pair.theirs} ({what})", flush=True)
         ours = _attempt(section, f"promptlog `{pair.ours}`", worker,
-                        "optimizers.promptlog_run", pair.task, pair.ours, pair.our_options)
+                        "optimizers.promptlog_run", pair.data, pair.model, pair.ours,
+                        pair.our_options)
         theirs = None
         if python is not None:
             theirs = _attempt(section, f"DSPy `{pair.theirs}`", dspy_run, python, pair)
@@ -402,11 +394,11 @@ def bench() -> Section:
         if ours is not None and ours.get("missing"):
             section.notes.append(f"promptlog has no `{pair.ours}` yet: only DSPy's row.")
         elif ours is not None:
-            baselines[pair.task] = ours["baseline_score"]
+            baselines[pair.model] = ours["baseline_score"]
             our_calls = _calls(ours, valset_run=False)
             options = ", ".join(f"{k}={v}" for k, v in pair.our_options.items())
             section.rows.append(Row(
-                f"promptlog `{pair.ours}({options})`, {pair.task}",
+                f"promptlog `{pair.ours}({options})`, {what}",
                 Figure([ours["valset_score"]]), "valset accuracy",
                 ratio=Figure([our_calls / their_calls]) if their_calls else None,
                 ratio_label="× DSPy's calls",
@@ -422,7 +414,7 @@ def bench() -> Section:
         if theirs is not None and their_calls is not None:
             options = ", ".join(f"{k}={v}" for k, v in pair.their_options.items())
             section.rows.append(Row(
-                f"DSPy {version} `{pair.theirs}({options})`, {pair.task}",
+                f"DSPy {version} `{pair.theirs}({options})`, {what}",
                 Figure([theirs["valset_score"]]), "valset accuracy",
                 note=_note(theirs, their_calls),
             ))

@@ -92,6 +92,7 @@ def calls(model: dspy.LM | None) -> int:
 
 
 trainset, valset = examples(spec["trainset"]), examples(spec["valset"])
+dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
 task = lm(spec["task"], temperature=0.0)
 dspy.configure(lm=task)
 teleprompter, extra = optimiser(spec["optimiser"], spec.get("options") or {})
