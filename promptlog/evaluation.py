@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from typing import Any, Literal
 
 from . import datasets
@@ -48,6 +49,7 @@ def evaluate(
     resume: bool = False,
     retry_failed: bool = True,
     cache: bool | Literal["refresh"] | None = None,
+    executor: Executor | None = None,
 ) -> Experiment:
     """Run ``program`` on each example of ``dataset`` ``repeats`` times, then each
     metric on ``(example, prediction)`` (or on the prediction alone, for a
@@ -58,7 +60,10 @@ def evaluate(
     program's name. ``resume`` continues the latest evaluation of that name on
     the same dataset and repeats, running only what is missing or failed (see
     :class:`Experiment`). ``cache`` answers the program's model requests from the
-    response cache, one sample per repeat (see :class:`Experiment`).
+    response cache, one sample per repeat (see :class:`Experiment`). ``executor``
+    runs the executions (a ``ProcessPoolExecutor``, ``promptlog.executors.dask(client)``
+    …) instead of the thread pool; the program, metrics and dataset are then pickled
+    and sent to its workers (see :mod:`promptlog.executors`).
     """
     scorers = [_scorer(fn) for fn in metrics]
     title = name or getattr(program, "__name__", None)
@@ -69,7 +74,7 @@ def evaluate(
     exp = Experiment(
         title, inputs=dataset, repeats=repeats, max_workers=max_workers, metadata=metadata,
         progress=progress, quiet=quiet, resume=resume, retry_failed=retry_failed,
-        cache=cache,
+        cache=cache, executor=executor,
     )
 
     def one(*_: Any, **__: Any) -> Any:  # exp.run hands it the example; taken from the run
