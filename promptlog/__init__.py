@@ -65,6 +65,7 @@ _LAZY = {
     "LocalModelError": "errors",
     "KnobError": "errors",
     "CredentialsError": "errors",
+    "OptimizerError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -85,6 +86,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Message",
     "MetricError",
     "NotAPromptlogDatabase",
+    "OptimizerError",
     "PromptDiff",
     "PromptError",
     "PromptNotFoundError",
@@ -142,6 +144,7 @@ if TYPE_CHECKING:
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
+        OptimizerError,
         PromptError,
         PromptlogError,
         PromptNotFoundError,

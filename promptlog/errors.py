@@ -143,3 +143,11 @@ class RemoteError(PromptlogError):
 
 class LocalModelError(PromptlogError):
     """The local test model cannot be had (runtime missing, download failed) or did not start."""
+
+
+# --- optimisers -------------------------------------------------------------
+
+
+class OptimizerError(PromptlogError):
+    """An optimiser is set up wrongly (a bad budget, no typed function to tune, examples
+    it cannot read demos from) or its program failed on every example."""

@@ -49,6 +49,7 @@ def evaluate(
     resume: bool = False,
     retry_failed: bool = True,
     cache: bool | Literal["refresh"] | None = None,
+    parent: Experiment | str | None = None,
     executor: Executor | None = None,
 ) -> Experiment:
     """Run ``program`` on each example of ``dataset`` ``repeats`` times, then each
@@ -60,10 +61,12 @@ def evaluate(
     program's name. ``resume`` continues the latest evaluation of that name on
     the same dataset and repeats, running only what is missing or failed (see
     :class:`Experiment`). ``cache`` answers the program's model requests from the
-    response cache, one sample per repeat (see :class:`Experiment`). ``executor``
-    runs the executions (a ``ProcessPoolExecutor``, ``promptlog.executors.dask(client)``
-    …) instead of the thread pool; the program, metrics and dataset are then pickled
-    and sent to its workers (see :mod:`promptlog.executors`).
+    response cache, one sample per repeat (see :class:`Experiment`). ``parent``
+    is the optimisation this evaluation belongs to, when an optimiser runs it.
+    ``executor`` runs the executions (a ``ProcessPoolExecutor``,
+    ``promptlog.executors.dask(client)`` …) instead of the thread pool; the program,
+    metrics and dataset are then pickled and sent to its workers (see
+    :mod:`promptlog.executors`).
     """
     scorers = [_scorer(fn) for fn in metrics]
     title = name or getattr(program, "__name__", None)
@@ -74,7 +77,7 @@ def evaluate(
     exp = Experiment(
         title, inputs=dataset, repeats=repeats, max_workers=max_workers, metadata=metadata,
         progress=progress, quiet=quiet, resume=resume, retry_failed=retry_failed,
-        cache=cache, executor=executor,
+        cache=cache, parent=parent, executor=executor,
     )
 
     def one(*_: Any, **__: Any) -> Any:  # exp.run hands it the example; taken from the run

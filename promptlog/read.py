@@ -352,6 +352,52 @@ class Log:
         status, times, run counts and the mean of each metric as a column."""
         return self.experiment_records(experiments, limit=limit).to_pandas()
 
+    # optimisations -----------------------------------------------------------------
+
+    def optimization_records(self, *, limit: int | None = None) -> Records:
+        """One row per optimisation (an experiment of kind ``optimisation``), newest
+        first: its optimiser, status and times, its own runs, its candidates (child
+        experiments), the best score and why it stopped (from its outcome), and the
+        calls and cost over its own and its candidates' runs."""
+        found = self.fetch(
+            "WITH opt AS (SELECT * FROM experiments WHERE kind = 'optimisation' "
+            "  ORDER BY created_at DESC, id DESC LIMIT ?), "
+            "family AS (SELECT id AS top, id AS member FROM opt UNION ALL "
+            "  SELECT e.parent_id, e.id FROM experiments e JOIN opt ON e.parent_id = opt.id), "
+            "spent AS (SELECT f.top, COUNT(c.id) AS calls, SUM(c.cost) AS cost FROM family f "
+            "  JOIN runs r ON r.experiment_id = f.member JOIN calls c ON c.run_id = r.id "
+            "  GROUP BY f.top) "
+            "SELECT opt.id, opt.name, json_extract(opt.metadata, '$.optimiser') AS optimiser, "
+            "opt.status, opt.created_at, opt.finished_at, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = opt.id) AS runs, "
+            "(SELECT COUNT(*) FROM experiments e WHERE e.parent_id = opt.id) AS candidates, "
+            "json_extract(opt.outcome, '$.best_score') AS best_score, "
+            "json_extract(opt.outcome, '$.stopped') AS stopped, "
+            "COALESCE(spent.calls, 0) AS calls, spent.cost, opt.outcome "
+            "FROM opt LEFT JOIN spent ON spent.top = opt.id "
+            "ORDER BY opt.created_at DESC, opt.id DESC",
+            [-1 if limit is None else limit],
+            created_at="time", finished_at="time", runs="int", candidates="int",
+            best_score="float", calls="int", cost="float", outcome="json",
+        )
+        return found
+
+    def optimizations(self, *, limit: int | None = None) -> pd.DataFrame:
+        """One row per optimisation, newest first (see :meth:`optimization_records`)."""
+        return self.optimization_records(limit=limit).to_pandas()
+
+    def children(self, experiment: str) -> list[str]:
+        """The ids of the experiments that belong to an optimisation (its
+        candidates' evaluations), oldest first."""
+        (parent,) = self.experiment_ids(experiment)
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM experiments WHERE parent_id = ? ORDER BY created_at, id",
+                [parent],
+            )
+        ]
+
     # runs --------------------------------------------------------------------------
 
     def run_records(self, experiments: str | Iterable[str] | None = None) -> Records:
@@ -917,8 +963,8 @@ class Log:
         and environment decoded."""
         row = self.conn.execute(
             "SELECT id AS experiment_id, name AS experiment, status, num_executions, "
-            "max_workers, metadata, environment, created_at, finished_at "
-            "FROM experiments WHERE id = ?",
+            "max_workers, metadata, environment, created_at, finished_at, kind, parent_id, "
+            "outcome FROM experiments WHERE id = ?",
             [experiment_id],
         ).fetchone()
         if row is None:
@@ -926,6 +972,7 @@ class Log:
         details = dict(row)
         for key in ("metadata", "environment"):
             details[key] = json.loads(details[key] or "{}")
+        details["outcome"] = json.loads(details["outcome"]) if details["outcome"] else None
         return details
 
     def run_tracebacks(self, experiment_id: str) -> dict[str, str]:
@@ -970,6 +1017,50 @@ class Log:
         ).fetchall()
         return _summaries(((version, id_), name, value, kind)
                           for version, id_, name, value, kind in rows)  # fmt: skip
+
+    # what optimisers read ---------------------------------------------------------
+
+    def function_call_records(self, function: str, metric: str) -> Records:
+        """The succeeded calls of the typed function ``function`` (full name) made in
+        succeeded runs that recorded ``metric``, oldest first: the run's ``score``,
+        its ``example`` (JSON text, or None), the call's messages and reply, and the
+        ``version_text`` of the function's version it used."""
+        return self.fetch(
+            "SELECT c.id AS call_id, c.run_id, r.experiment_id, m.value AS score, "
+            "x.data AS example, c.messages, c.response_text, c.response_parsed, "
+            "pv.template AS version_text "
+            "FROM prompt_versions pv JOIN call_prompt_versions cpv "
+            "ON cpv.prompt_version_id = pv.id JOIN calls c ON c.id = cpv.call_id "
+            "JOIN runs r ON r.id = c.run_id JOIN metrics m ON m.run_id = r.id AND m.name = ? "
+            "LEFT JOIN examples x ON x.id = r.example_id "
+            "WHERE pv.name = ? AND pv.role = 'function' AND c.status = 'succeeded' "
+            "AND r.status = 'succeeded' ORDER BY c.id",
+            [metric, function],
+            messages="json",
+            response_parsed="json",
+        )
+
+    def scored_runs(self, experiment_ids: Iterable[str], metric: str) -> Records:
+        """Each run of these experiments over inputs: its experiment, example id and
+        repeat, status, the value of ``metric`` (None when it recorded none) and its
+        result (``result_format`` says how it is stored)."""
+        ids = list(experiment_ids)
+        return self.fetch(
+            f"SELECT r.experiment_id, r.id AS run_id, r.example_id, r.repeat_index, r.status, "
+            f"{_metric_value('r.id', metric)} AS score, r.result, r.result_format "
+            f"FROM runs r WHERE r.experiment_id IN ({_sql_list(ids)}) "
+            f"ORDER BY r.experiment_id, r.execution_index"
+        )
+
+    def call_totals(self, experiment_ids: Iterable[str]) -> dict[str, Any]:
+        """The model calls made in the runs of these experiments (``calls``: those a
+        provider answered, not the response cache) and their total ``cost``."""
+        ids = list(experiment_ids)
+        calls, cost = self.conn.execute(
+            f"SELECT COALESCE(SUM(c.cached = 0), 0), COALESCE(SUM(c.cost), 0.0) FROM calls c "
+            f"JOIN runs r ON r.id = c.run_id WHERE r.experiment_id IN ({_sql_list(ids)})"
+        ).fetchone()
+        return {"calls": int(calls), "cost": float(cost)}
 
     # plots ---------------------------------------------------------------------------
 

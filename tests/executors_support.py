@@ -65,6 +65,15 @@ def served_once(question: str, fake: dict[str, str]) -> str:
     return SimpleBot(terse(), name="served", **fake)(ask(question)).content
 
 
+@metric
+def squared(value: int) -> int:
+    return value
+
+
+def square(n: int) -> int:
+    return squared(n * n)
+
+
 def token() -> str:
     """Something no two calls return alike."""
     return os.urandom(8).hex()

@@ -167,6 +167,19 @@ def test_evaluate_on_other_processes_gives_what_threads_give(executor, db_path):
     assert remote[0][3] != remote[1][3]
 
 
+def test_a_session_maps_its_batches_onto_the_executor(executor, db_path):
+    exp = Experiment("search", kind="optimisation", executor=executor, quiet=True)
+    with exp.session():
+        first = exp.map(support.square, [1, 2, 3])
+        second = exp.map(support.square, [4, 5])
+        exp.outcome = {"best_score": max(run.result for run in first + second)}
+    assert [run.result for run in first + second] == [1, 4, 9, 16, 25]
+    assert [run.execution_index for run in first + second] == [0, 1, 2, 3, 4]
+    assert _count(db_path, "SELECT num_executions FROM experiments WHERE id = ?", exp.id) == 5
+    assert _count(db_path, "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id "
+                  "WHERE r.experiment_id = ? AND m.name = 'squared'", exp.id) == 5
+
+
 def test_dask_default_executor_keeps_identical_repeats_distinct(cluster, db_path):
     exp = Experiment("tokens", num_executions=12, executor=cluster.get_executor(), quiet=True)
     results = exp.run(support.token)

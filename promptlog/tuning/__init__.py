@@ -1,0 +1,1 @@
+"""Using the log to improve prompts: optimisers whose every candidate is an experiment."""
