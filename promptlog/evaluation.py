@@ -41,7 +41,7 @@ def evaluate(
     metrics: Iterable[Callable[..., Any]] = (),
     repeats: int = 1,
     name: str | None = None,
-    max_workers: int = 8,
+    max_workers: int | None = None,
     *,
     metadata: dict[str, Any] | None = None,
     progress: bool | None = None,

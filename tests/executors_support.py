@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,11 @@ def squared(value: int) -> int:
 
 def square(n: int) -> int:
     return squared(n * n)
+
+
+def slow(seconds: float) -> int:
+    time.sleep(seconds)
+    return squared(1)
 
 
 def token() -> str:

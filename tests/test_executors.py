@@ -4,9 +4,11 @@ process that started the experiment."""
 
 from __future__ import annotations
 
+import _thread
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -178,6 +180,21 @@ def test_a_session_maps_its_batches_onto_the_executor(executor, db_path):
     assert _count(db_path, "SELECT num_executions FROM experiments WHERE id = ?", exp.id) == 5
     assert _count(db_path, "SELECT count(*) FROM metrics m JOIN runs r ON r.id = m.run_id "
                   "WHERE r.experiment_id = ? AND m.name = 'squared'", exp.id) == 5
+
+
+def test_ctrl_c_cancels_what_was_sent_and_marks_what_ran_interrupted(pool, db_path):
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    exp = Experiment("stopped", num_executions=40, max_workers=2, executor=pool, quiet=True)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        exp.run(support.slow, 0.3)
+    timer.cancel()
+    time.sleep(0.8)  # what was running on the workers ends; nothing more is written
+    assert query(db_path, "SELECT status FROM experiments") == [("interrupted",)]
+    statuses = [status for (status,) in query(db_path, "SELECT status FROM runs")]
+    assert "running" not in statuses and statuses.count("interrupted") >= 1
+    assert 2 < len(statuses) < 40  # some came back and were written; most never ran
+    assert len(statuses) == len(exp.runs)
 
 
 def test_dask_default_executor_keeps_identical_repeats_distinct(cluster, db_path):
