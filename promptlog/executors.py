@@ -33,7 +33,9 @@ import contextvars
 import functools
 import inspect
 import itertools
+import os
 import pickle
+import socket
 import threading
 import time
 import traceback
@@ -312,7 +314,7 @@ def execute(task: Task, packed: bytes) -> bytes:
     """Run one execution on a worker (the function submitted to the executor) and
     return its :class:`Shipped` outcome, pickled. Never raises for the execution's
     own errors: they are its run's."""
-    if task.coordinator != store.process_token():
+    if not _is_coordinator(task.coordinator):
         store.forbid_opening(
             "this process runs executions for an experiment started in another process "
             f"({task.coordinator}), which alone writes the log. Code that logs here must "
@@ -323,6 +325,13 @@ def execute(task: Task, packed: bytes) -> bytes:
     run = RunContext(task.run_id, task.experiment_id, task.index, recorder)
     run.example_id, run.repeat_index = task.example_id, task.repeat_index
     return contextvars.Context().run(_execute, task, packed, run)
+
+
+def _is_coordinator(token: str) -> bool:
+    """Whether this is the process named by ``token`` (host/pid/…), checked afresh:
+    a forked worker inherits its parent's cached token."""
+    host, _, rest = token.partition("/")
+    return host == socket.gethostname() and rest.partition("/")[0] == str(os.getpid())
 
 
 def _execute(task: Task, packed: bytes, run: RunContext) -> bytes:
