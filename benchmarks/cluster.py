@@ -50,7 +50,7 @@ def pair(rounds: int) -> dict[str, Any]:
 
     with FakeOpenAIServer(latency=LATENCY, max_requests=100_000, max_seconds=3600) as server, \
             LocalCluster(n_workers=2, threads_per_worker=WORKERS // 2, processes=True,
-                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                         dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         executor = promptlog.executors.dask(client)
 

@@ -803,16 +803,16 @@ class Experiment:
                         break
                     run = self._new_run(index)
                     self._unwritten.add(run.id)
-                    task = executors.Task(
-                        token, store.process_token(), self.id, run.id, index,
-                        None if self.examples is None else executors.pack(
-                            run.input, f"example {run.example_id}"
-                        ),
-                        run.example_id, run.repeat_index,
-                    )
                     try:
+                        task = executors.Task(
+                            token, store.process_token(), self.id, run.id, index,
+                            None if self.examples is None else executors.pack(
+                                run.input, f"example {run.example_id}"
+                            ),
+                            run.example_id, run.repeat_index,
+                        )
                         sent[executors.submit(executor, executors.execute, task, shared)] = run
-                    except Exception as error:  # a broken or shut-down executor
+                    except Exception as error:  # an example that cannot travel, a broken pool
                         self._receive(run, None, error)
                 if not sent:
                     return
@@ -834,7 +834,7 @@ class Experiment:
                 shipped = executors.unpack(future.result())
             except BaseException as e:  # the worker died, the task was cancelled …
                 error = e
-        if shipped is None:
+        if shipped is None and not isinstance(error, ExecutorError):  # ours says why
             reason = error or ExecutorError("no result")
             lost = ExecutorError(
                 f"The execution was lost: {type(reason).__name__}: {reason}. Its worker "
@@ -843,7 +843,7 @@ class Experiment:
             )
             lost.__cause__ = reason
             error = lost
-        else:
+        elif shipped is not None:
             executors.settle_versions(shipped, prompts._register)
             run.started_at = shipped.started_at
             run.bots.update(shipped.bots)

@@ -38,7 +38,7 @@ def cluster(report: Path) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=4, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=4, processes=True, dashboard_address=":0",
         scheduler_kwargs={"allowed_failures": 1}, silence_logs=logging.CRITICAL,
     ) as local, Client(local) as client:
         client.register_plugin(support.Watch(str(report)), name="promptlog-watch")
