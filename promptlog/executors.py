@@ -272,15 +272,28 @@ def submit(executor: Executor, fn: Callable[..., Any], *args: Any) -> Future[Any
     future: Future[Any] = Future()
     future.set_running_or_notify_cancel()
 
-    def settle(done: Any) -> None:  # on a thread of the client's
+    def settle(done: Any) -> None:
         try:
             future.set_result(done.result())
         except BaseException as error:  # the task's error, cancellation, a lost worker
             future.set_exception(error)
 
-    remote.add_done_callback(settle)
+    # Dask calls back on one thread; each result() is a round trip, so fetch on several.
+    remote.add_done_callback(lambda done: _fetchers().submit(settle, done))
     future.add_done_callback(lambda f: remote.cancel() if f.cancelled() else None)
     return future
+
+
+_fetcher: ThreadPoolExecutor | None = None
+_fetcher_lock = threading.Lock()
+
+
+def _fetchers() -> ThreadPoolExecutor:
+    global _fetcher
+    with _fetcher_lock:
+        if _fetcher is None:
+            _fetcher = ThreadPoolExecutor(8, thread_name_prefix="promptlog-dask-results")
+        return _fetcher
 
 
 _tokens = itertools.count()
@@ -371,6 +384,10 @@ def _execute(task: Task, packed: bytes, run: RunContext) -> bytes:
         overrides=run.overrides,
         metrics=run.metrics,
     )
+    try:
+        return pickle.dumps(shipped, pickle.HIGHEST_PROTOCOL)  # plain records: the fast way
+    except Exception:
+        pass
     try:
         return pack(shipped, "the execution's result")
     except ExecutorError:

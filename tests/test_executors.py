@@ -193,7 +193,7 @@ def test_ctrl_c_cancels_what_was_sent_and_marks_what_ran_interrupted(pool, db_pa
     assert query(db_path, "SELECT status FROM experiments") == [("interrupted",)]
     statuses = [status for (status,) in query(db_path, "SELECT status FROM runs")]
     assert "running" not in statuses and statuses.count("interrupted") >= 1
-    assert 2 < len(statuses) < 40  # some came back and were written; most never ran
+    assert len(statuses) < 40  # most were never sent
     assert len(statuses) == len(exp.runs)
 
 
