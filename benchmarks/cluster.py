@@ -1,4 +1,4 @@
-"""10. Beyond one machine: an experiment on a Dask cluster, one log.
+"""12. Beyond one machine: an experiment on a Dask cluster, one log.
 
 64 executions, each one call to the fake OpenAI-compatible server answering after
 200 ms: on a Dask ``LocalCluster`` of 2 worker processes × 8 threads (every run's
@@ -175,7 +175,7 @@ def _as_worker(task: Any, job: bytes) -> bytes:
 
 def bench(reps: int) -> Section:
     section = Section(
-        "10. Beyond one machine",
+        "12. Beyond one machine",
         f"{EXECUTIONS} executions, each one call to the fake server answering in "
         f"{LATENCY * 1000:.0f} ms: on a Dask `LocalCluster` of 2 worker processes × "
         f"{WORKERS // 2} threads (records shipped back, written by this process) and on "

@@ -30,6 +30,8 @@ from . import (
     evaluation,
     functions,
     memory,
+    meta,
+    optimizers,
     overhead,
     parallel,
     scale,
@@ -40,7 +42,7 @@ from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation", "cluster",
+    "evaluation", "meta", "optimizers", "cluster",
 )
 
 
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
             ("functions", lambda: functions.bench(reps, calls=300 if args.quick else 2_000)),
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
+            ("meta", lambda: meta.bench(reps)),
+            ("optimizers", lambda: optimizers.bench(reps)),
             ("cluster", lambda: cluster.bench(reps)),
         ]
         for name, run in plan:
