@@ -80,6 +80,26 @@ def slow(seconds: float) -> int:
     return squared(1)
 
 
+def threads_of_its_own(question: str) -> list[str]:
+    """Call the offline model from two threads of the execution: one started through
+    promptlog.with_current_run (attributed to the run), one not (outside any run)."""
+    import threading
+
+    said: list[str] = []
+
+    def call() -> None:
+        try:
+            said.append(SimpleBot(terse(), model_name="promptlog/offline")(ask(question)).content)
+        except Exception as error:
+            said.append(f"{type(error).__name__}: {error}")
+
+    for target in (promptlog.with_current_run(call), call):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    return said
+
+
 def token() -> str:
     """Something no two calls return alike."""
     return os.urandom(8).hex()

@@ -145,6 +145,19 @@ def test_no_worker_ever_opens_the_log_and_the_watch_would_see_it(
     assert len({line.split()[0] for line in seen}) == 3  # two Dask workers, one pool process
 
 
+def test_logging_outside_the_run_on_a_worker_is_refused_not_written_elsewhere(
+    executor, db_path, report
+):
+    exp = Experiment("threads-of-its-own", num_executions=2, executor=executor, quiet=True)
+    for inside, outside in exp.run(support.threads_of_its_own, "What is a thread?"):
+        assert not inside.startswith("ExecutorError")
+        assert outside.startswith("ExecutorError") and "alone writes the log" in outside
+        assert "with_current_run" in outside
+    assert _count(db_path, "SELECT count(*) FROM calls WHERE run_id IS NOT NULL") == 2
+    assert _count(db_path, "SELECT count(*) FROM calls WHERE run_id IS NULL") == 0
+    assert _opened(report) == []
+
+
 def test_evaluate_on_other_processes_gives_what_threads_give(executor, db_path):
     def evaluated(**options: Any) -> list[tuple[Any, ...]]:
         exp = promptlog.evaluate(
