@@ -10,7 +10,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +319,17 @@ def test_an_error_that_cannot_travel_back_comes_back_as_text(pool, db_path):
     rows = query(db_path, "SELECT error_type, error_message, traceback FROM runs")
     assert [row[:2] for row in rows] == [("Unpicklable", "it went wrong")] * 2
     assert all("fails_oddly" in row[2] for row in rows)
+
+
+def test_a_thread_pool_of_ones_own_runs_blocks_and_functions_in_this_process(db_path):
+    with ThreadPoolExecutor(3, thread_name_prefix="mine") as threads:
+        exp = Experiment("own-threads", num_executions=6, executor=threads, quiet=True)
+        names = exp.run(lambda: threading.current_thread().name)
+        with Experiment("own-block", num_executions=4, executor=threads, quiet=True) as block:
+            support.words("three little words")
+    assert all(name.startswith("mine") for name in names)
+    assert [run.status for run in exp.runs + block.runs] == ["succeeded"] * 10
+    assert _count(db_path, "SELECT count(*) FROM metrics WHERE name = 'words'") == 4
 
 
 def test_an_executor_that_is_not_one_is_refused():
