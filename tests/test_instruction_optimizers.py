@@ -206,3 +206,37 @@ def test_a_proposer_that_fails_is_a_clear_error_and_the_log_keeps_the_baseline(k
     (row,) = promptlog.open().optimizations().itertuples()
     assert row.status == "failed"
     assert len(promptlog.open().children(row.id)) == 1  # the baseline stays logged
+
+
+def _dspy_chat(objective: str, question: str) -> dict[str, Any]:
+    """A request as DSPy's chat adapter writes it."""
+    system = (
+        "Your input fields are:\n1. `question` (str):\nYour output fields are:\n"
+        "1. `answer` (str):\nAll interactions will be structured in the following way, "
+        "with the appropriate values filled in.\n\n[[ ## question ## ]]\n{question}\n\n"
+        "[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]\n"
+        f"In adhering to this structure, your objective is: \n        {objective}"
+    )
+    user = (
+        f"[[ ## question ## ]]\n{question}\n\nRespond with the corresponding output fields, "
+        "starting with the field `[[ ## answer ## ]]`, and then ending with the marker for "
+        "`[[ ## completed ## ]]`."
+    )
+    return {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+
+
+def test_the_keyword_stand_in_reads_dspy_requests_and_answers_in_their_format():
+    model = Keyword(EVERYTHING, word=WORD)
+    right = model(_dspy_chat("Read the question carefully.", "lemon two"))
+    assert right == "[[ ## answer ## ]]\nLEMON\n\n[[ ## completed ## ]]"
+    wrong = model(_dspy_chat("Answer the question.", "lemon two"))
+    assert wrong == "[[ ## answer ## ]]\nI do not know.\n\n[[ ## completed ## ]]"
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    as_json = {
+        "messages": [
+            {"role": "system", "content": "Answer carefully."},
+            {"role": "user", "content": "lemon two"},
+        ],
+        "response_format": {"type": "json_schema", "json_schema": {"schema": schema}},
+    }
+    assert model(as_json) == '{"answer": "LEMON"}'
