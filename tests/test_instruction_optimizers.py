@@ -5,8 +5,13 @@ hold the word "carefully"; the proposer and reflection models are stand-ins too.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +245,22 @@ def test_the_keyword_stand_in_reads_dspy_requests_and_answers_in_their_format():
         "response_format": {"type": "json_schema", "json_schema": {"schema": schema}},
     }
     assert model(as_json) == '{"answer": "LEMON"}'
+
+
+def test_the_question_answering_example_is_tuned_end_to_end_offline(tmp_path):
+    root = Path(__file__).parent.parent
+    log = tmp_path / "example.db"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(PROMPTLOG_DB=str(log), PROMPTLOG_MODEL="promptlog/offline",
+               PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "tune_qa.py"), str(tmp_path / "tuned.json")],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Best instructions: 'Answer the question: {{ question }} Be concise." in done.stdout
+    saved = json.loads((tmp_path / "tuned.json").read_text())
+    assert "Be concise." in saved["tune_qa.answer"]["template"]
+    rows = promptlog.open(log).optimizations()
+    assert set(rows["optimiser"]) == {"InstructionSearch", "ReflectiveSearch"}
+    assert (rows["best_score"] > 0.5).all()
