@@ -264,3 +264,31 @@ def test_the_question_answering_example_is_tuned_end_to_end_offline(tmp_path):
     rows = promptlog.open(log).optimizations()
     assert set(rows["optimiser"]) == {"InstructionSearch", "ReflectiveSearch"}
     assert (rows["best_score"] > 0.5).all()
+
+
+def test_reflective_search_resumed_asks_no_model_again(keyword):
+    reflector = Reflector(WORD, failing="wrong: expected")
+    with serving(reflector) as bot:
+        search = optimizers.ReflectiveSearch(graded, reflection_model=bot, max_metric_calls=40)
+        first = search.compile(qa, trainset=TRAIN, valset=DEV, name="reflect", quiet=True)
+        asked, answered = reflector.requests, keyword.requests
+        again = search.compile(qa, trainset=TRAIN, valset=DEV, name="reflect", resume=True,
+                               quiet=True)  # fmt: skip
+    assert (reflector.requests, keyword.requests) == (asked, answered)
+    assert again.best == first.best and list(again.candidates["label"]) == list(
+        first.candidates["label"]
+    )
+    assert again.usage["metric_calls"] == first.usage["metric_calls"]
+
+
+def test_max_calls_stops_instruction_search_with_the_best_so_far(keyword):
+    proposer = Proposer(["Be brief.", "Think carefully."])
+    with serving(proposer) as bot:
+        result = optimizers.InstructionSearch(
+            exact, proposer=bot, breadth=2, depth=3, max_calls=len(DEV) + 2
+        ).compile(qa, trainset=TRAIN, valset=DEV, quiet=True)
+    # The baseline, then one round of proposals: the calls are spent, so no candidate
+    # is scored.
+    assert result.stopped == "max_calls"
+    assert len(result.candidates) == 1 and proposer.requests == 2
+    assert result.usage["calls"] == len(DEV) + 2
