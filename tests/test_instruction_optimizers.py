@@ -292,3 +292,26 @@ def test_max_calls_stops_instruction_search_with_the_best_so_far(keyword):
     assert result.stopped == "max_calls"
     assert len(result.candidates) == 1 and proposer.requests == 2
     assert result.usage["calls"] == len(DEV) + 2
+
+
+def test_parents_come_from_the_pareto_set_as_often_as_they_are_best():
+    import random
+    from types import SimpleNamespace
+
+    from promptlog.tuning.reflective import pareto_parent
+
+    def candidate(index, scores):
+        found = optimizers.Candidate(index, f"c{index}", {}, f"k{index}")
+        found.scores = {(example, 0): score for example, score in zip("xyz", scores)}
+        return found
+
+    candidates = [
+        candidate(0, [0.0, 0.0, 0.0]),  # never best: not drawn
+        candidate(1, [1.0, 0.0, 0.5]),  # best on x
+        candidate(2, [0.0, 1.0, 1.0]),  # best on y and z: drawn twice as often
+        candidate(3, [1.0, 0.0, 0.0]),  # best on x too, as candidate 1 is: a duplicate
+    ]
+    search = SimpleNamespace(candidates=candidates, rng=random.Random(0), best=candidates[2])
+    drawn = [pareto_parent(search).index for _ in range(3000)]
+    assert set(drawn) == {1, 2}
+    assert 1.7 < drawn.count(2) / drawn.count(1) < 2.3
