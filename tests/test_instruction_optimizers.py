@@ -302,7 +302,7 @@ def test_parents_come_from_the_pareto_set_as_often_as_they_are_best():
 
     def candidate(index, scores):
         found = optimizers.Candidate(index, f"c{index}", {}, f"k{index}")
-        found.scores = {(example, 0): score for example, score in zip("xyz", scores)}
+        found.scores = {(example, 0): score for example, score in zip("xyz", scores, strict=True)}
         return found
 
     candidates = [

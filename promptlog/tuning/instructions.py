@@ -140,15 +140,14 @@ class InstructionSearch(Optimizer):
         signature = signature_of(fn)
         shown = _attempts_text(attempts)
         first = (round_ - 1) * self.breadth + 1
-        items = []
         if writer is None:  # a callable: one call for the round
-            items.append((step_key("propose", fn.name, round_, shown), first, None))
-        else:
-            for number in range(first, first + self.breadth):
-                items.append((step_key("propose", fn.name, round_, shown, number), number, None))
+            items = [(step_key("propose", fn.name, round_, shown), first)]
+        else:  # a model: one call per proposal, numbered so that each request differs
+            numbers = range(first, first + self.breadth)
+            items = [(step_key("propose", fn.name, round_, shown, n), n) for n in numbers]
         raw: list[str] = []
         todo = []
-        for key, number, _ in items:
+        for key, number in items:
             if key in earlier:
                 raw.extend(earlier[key]["texts"])
             else:
@@ -176,9 +175,8 @@ class InstructionSearch(Optimizer):
                 )
             for run in done:
                 raw.extend(run.result["texts"])
-        return valid_instructions(fn, raw, exclude=[text for text, _ in attempts])[
-            : self.breadth
-        ]
+        kept = valid_instructions(fn, raw, exclude=[text for text, _ in attempts])
+        return kept[: self.breadth]
 
 
 # --- shared with ReflectiveSearch -------------------------------------------------------
