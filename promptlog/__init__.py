@@ -64,6 +64,8 @@ _LAZY = {
     "KnobError": "errors",
     "CredentialsError": "errors",
     "OptimizerError": "errors",
+    "meta_optimize": "tuning.meta",
+    "MetaOptimization": "tuning.meta",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -82,6 +84,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Log",
     "Message",
     "MetricError",
+    "MetaOptimization",
     "NotAPromptlogDatabase",
     "OptimizerError",
     "PromptDiff",
@@ -112,6 +115,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "llm_strategy",
     "load_ipython_extension",
     "load_overrides",
+    "meta_optimize",
     "metric",
     "open",
     "overrides",
@@ -159,6 +163,7 @@ if TYPE_CHECKING:
     from .settings import configure
     from .store import db_path, flush
     from .strategies import llm_strategy
+    from .tuning.meta import MetaOptimization, meta_optimize
 
 
 def __getattr__(name: str) -> Any:
