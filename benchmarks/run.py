@@ -30,6 +30,7 @@ from . import (
     functions,
     memory,
     meta,
+    optimizers,
     overhead,
     parallel,
     scale,
@@ -40,7 +41,7 @@ from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation", "meta",
+    "evaluation", "meta", "optimizers",
 )
 
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
             ("meta", lambda: meta.bench(reps)),
+            ("optimizers", lambda: optimizers.bench(reps)),
         ]
         for name, run in plan:
             if name in chosen:
