@@ -201,21 +201,19 @@ def describe_model(model: Any) -> str | None:
     return getattr(model, "__qualname__", None) or type(model).__name__
 
 
-def model_function(
-    prompt: LLMFunction, model: Any, temperature: float
-) -> LLMFunction | None:
+def model_function(prompt: LLMFunction, model: Any, temperature: float) -> LLMFunction | None:
     """The typed function ``prompt`` calling ``model`` (a name, a bot, or the default
-    model for None), under the same name, so that its versions and overrides are
-    ``prompt``'s; None when ``model`` is a plain callable."""
+    model for None), under the same name, versions and knobs; None when ``model`` is a
+    plain callable."""
     if model is not None and not isinstance(model, (str, SimpleBot)):
         return None
     if model is None:
-        return LLMFunction(prompt.fn, name=prompt.name, temperature=temperature)
+        return prompt.calling(temperature=temperature)
     if isinstance(model, str):
-        return LLMFunction(prompt.fn, name=prompt.name, model_name=model, temperature=temperature)
+        return prompt.calling(model_name=model, temperature=temperature)
     if model.system_prompt.content.strip():
-        return LLMFunction(prompt.fn, name=prompt.name, bot=model)
-    return LLMFunction(prompt.fn, name=prompt.name, **model.options())
+        return prompt.calling(bot=model)
+    return prompt.calling(**model.options())
 
 
 def earlier_results(c: Compilation, step: str) -> dict[str, Any]:
