@@ -4,15 +4,15 @@ The same one-step question-answering program (question in, answer out, instructi
 "Answer the question."), the same examples and the same deterministic stand-in
 models, served over HTTP by the fake OpenAI-compatible server:
 
-- "follows examples": answers a question right only if a demo in its prompt asks a
-  question of the same kind (the same first word); zero-shot it scores 0;
-- "keyword": answers right only if its instructions contain the word ``carefully``;
-- a proposer that writes the instructions an instruction search asks for, in a fixed
-  order, the word appearing in the fourth; and a reflection model that adds the word
-  when the feedback it reads says an answer was wrong.
+- ``FollowsExamples``: answers a question right only if a demo in its prompt shows it,
+  or one sharing its first word; zero-shot it scores 0;
+- ``Keyword``: answers right only if its instructions contain the word ``carefully``;
+- ``Proposer``: writes the instructions an instruction search asks for, in a fixed
+  order, the word appearing in the fourth; ``Reflector``: adds the word to the
+  instructions it is shown when the feedback says an answer was wrong.
 
-The stand-ins read what promptlog's typed functions send and what DSPy's chat and
-JSON adapters send, and answer in the format each asks for. promptlog's optimisers
+All four (from ``promptlog.testing``) read what promptlog sends and what DSPy's chat
+and JSON adapters send, and answer in the layout each asks for. promptlog's optimisers
 run in a fresh process with a fresh log; each of DSPy's in its own virtual
 environment (``benchmarks/peers/dspy_optimizers.py``), against a server in this
 process. A run's model calls are the requests its server received; the valset score
@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
-import textwrap
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +46,6 @@ PROPOSALS = (
     "Read the question carefully, then answer it.",
     "Answer the question in one line.",
 )
-REFLECTED = f"{INSTRUCTIONS} Work {KEYWORD}: check the answer before giving it."
 # The models' names, as the requests carry them (litellm sends what follows "openai/").
 PROPOSER, REFLECTOR = "proposer", "reflector"
 
@@ -64,141 +60,33 @@ DEV = [{"question": f"{w} two", "answer": w.upper()} for w in WORDS]
 PAIRED = [{"question": f"{w} {n}", "answer": w.upper()} for w in WORDS[:4] for n in ("one", "six")]
 EVERYTHING = TRAIN + DEV + PAIRED
 DATASETS = {"train-like": (TRAIN, DEV), "paired": (PAIRED, DEV)}
-ANSWERS = {e["question"]: e["answer"] for e in EVERYTHING}
-
-
-# --- reading a request, whoever wrote it -----------------------------------------------
-
-_DSPY_OBJECTIVE = "In adhering to this structure, your objective is:"
-_DSPY_FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n?(.*?)(?=\n*\[\[ ## \w+ ## \]\]|\Z)", re.S)
-_DSPY_CHAT_ASK = "Respond with the corresponding output fields"
-_DSPY_JSON_ASK = "Respond with a JSON object"
-_DSPY_RESPOND = re.compile(r"\n*Respond with (?:the corresponding output fields|a JSON object).*\Z",
-                           re.S)
-_FUNCTION_SYSTEM = "You are the implementation of the Python function"
-_FUNCTION_INPUTS = re.compile(r"(?:\A|\n\n)Inputs:\n```\n(.*)\n```\Z", re.S)
-
-
-@dataclass
-class Request:
-    """What a stand-in reads from a chat request: the instructions it was given, the
-    inputs of the call, the inputs of each demo before it, the output fields asked
-    for, and how to write the reply (``style``: ``dspy-chat``, ``dspy-json``,
-    ``function``, ``function-json`` or ``plain``)."""
-
-    style: str
-    instructions: str
-    inputs: dict[str, Any]
-    demos: list[dict[str, Any]] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    text: str = ""
-
-    def reply(self, values: dict[str, str]) -> str:
-        """The reply text carrying ``values`` (output field -> value) in this style."""
-        if self.style == "dspy-chat":
-            parts = [f"[[ ## {name} ## ]]\n{values.get(name, '')}" for name in self.outputs]
-            return "\n\n".join([*parts, "[[ ## completed ## ]]"])
-        if self.style == "dspy-json":
-            return json.dumps({name: values.get(name, "") for name in self.outputs})
-        value = next(iter(values.values()), "")
-        if self.style == "function-json":
-            return json.dumps({self.outputs[0]: value})
-        return value
-
-
-def read_request(body: dict[str, Any]) -> Request:
-    """A chat-completion request as a stand-in model sees it."""
-    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
-    texts = [_text(m.get("content")) for m in messages]
-    system = next((t for m, t in zip(messages, texts, strict=True)
-                   if m.get("role") == "system"), "")  # fmt: skip
-    users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
-    last = users[-1] if users else ""
-    whole = "\n\n".join(texts)
-    if _DSPY_OBJECTIVE in system:
-        objective = system.split(_DSPY_OBJECTIVE, 1)[1].strip("\n")
-        outputs_part = system.split("Your output fields are:", 1)[-1].split(
-            "All interactions", 1)[0]  # fmt: skip
-        outputs = re.findall(r"^\d+\. `(\w+)`", outputs_part, re.M)
-        style = "dspy-json" if _DSPY_JSON_ASK in last else "dspy-chat"
-        return Request(style, textwrap.dedent(objective).strip(), _dspy_fields(last),
-                       [_dspy_fields(u) for u in users[:-1]], outputs, whole)
-    if system.startswith(_FUNCTION_SYSTEM):
-        instructions, inputs = _function_call(last)
-        demos = [_function_call(u)[1] for u in users[:-1]]
-        if '{"return_value"' in system:
-            return Request("function-json", instructions, inputs, demos, ["return_value"], whole)
-        return Request("function", instructions, inputs, demos, [], whole)
-    return Request("plain", system, {"text": last}, [], [], whole)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
-    return ""
-
-
-def _dspy_fields(text: str) -> dict[str, str]:
-    text = _DSPY_RESPOND.sub("", text)
-    return {name: value.strip() for name, value in _DSPY_FIELD.findall(text)}
-
-
-def _function_call(text: str) -> tuple[str, dict[str, Any]]:
-    """A typed function's user message: its rendered instructions, its JSON inputs."""
-    found = _FUNCTION_INPUTS.search(text)
-    if found is None:
-        return text.strip(), {}
-    try:
-        inputs = json.loads(found.group(1))
-    except ValueError:
-        inputs = {}
-    return text[: found.start()].strip(), inputs if isinstance(inputs, dict) else {}
 
 
 # --- the stand-in models ----------------------------------------------------------------
 
 
 class StandIns:
-    """The responder of the fake server: each request answered by the stand-in its
-    model names. Deterministic: the task models depend on the request alone; the
-    proposer on how many proposals it has written (one server per optimisation)."""
+    """The responder of the fake server: each request answered by the stand-in of
+    ``promptlog.testing`` that its model names. Each reads promptlog's requests and
+    DSPy's alike, and answers in the layout the request asks for. Deterministic: the
+    task models depend on the request alone, the proposer on how many proposals it
+    has written (one server per optimisation)."""
 
     def __init__(self) -> None:
-        from promptlog.testing import FollowsExamples
+        from promptlog.testing import FollowsExamples, Keyword, Proposer, Reflector
 
-        self.follows_examples = FollowsExamples(EVERYTHING, wrong=UNKNOWN)
-        self._lock = threading.Lock()
-        self.proposals = 0
+        self.models: dict[str, Callable[[dict[str, Any]], str]] = {
+            "follows-examples": FollowsExamples(EVERYTHING, wrong=UNKNOWN),
+            "keyword": Keyword(EVERYTHING, word=KEYWORD, wrong=UNKNOWN),
+            PROPOSER: Proposer(PROPOSALS),
+            REFLECTOR: Reflector(KEYWORD, failing="wrong: expected"),
+        }
 
     def __call__(self, body: dict[str, Any]) -> str:
-        request = read_request(body)
         model = str(body.get("model") or "").removeprefix("openai/")
-        if model == PROPOSER:
-            return request.reply(self._propose(request))
-        if model == REFLECTOR:
-            return request.reply(self._reflect(request))
-        if model == "follows-examples":
-            return self.follows_examples(body)
-        if model != "keyword":
+        if model not in self.models:
             raise ValueError(f"no stand-in model {model!r}")
-        right = ANSWERS.get(str(request.inputs.get("question", "")))
-        knows = KEYWORD in request.instructions.lower()
-        answer = right if knows and right is not None else UNKNOWN
-        return request.reply({name: answer for name in request.outputs or ["answer"]})
-
-    def _propose(self, request: Request) -> dict[str, str]:
-        with self._lock:
-            proposal = PROPOSALS[self.proposals % len(PROPOSALS)]
-            self.proposals += 1
-        return {name: "Answer:" if "prefix" in name else proposal
-                for name in request.outputs or ["instruction"]}  # fmt: skip
-
-    def _reflect(self, request: Request) -> dict[str, str]:
-        current = request.inputs.get("current_instruction") or INSTRUCTIONS
-        wrong = "wrong: expected" in request.text
-        return {name: REFLECTED if wrong else current for name in request.outputs or ["text"]}
+        return self.models[model](body)
 
 
 def model_calls(requests: list[dict[str, Any]]) -> Counter[str]:
