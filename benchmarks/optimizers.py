@@ -143,13 +143,9 @@ def promptlog_run(data: str, task: str, name: str, options: dict[str, Any]) -> d
     os.environ["PROMPTLOG_DB"] = str(
         Path(tempfile.mkdtemp(prefix="promptlog-bench-")) / "message_log.db")
     import promptlog
-    from promptlog import llm_function
+    from promptlog import llm_function, optimizers
     from promptlog.testing import FakeOpenAIServer
 
-    try:
-        from promptlog import optimizers
-    except ImportError:
-        return {"missing": True}
     optimiser_class = getattr(optimizers, name, None)
     if optimiser_class is None:
         return {"missing": True}
