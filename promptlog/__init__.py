@@ -63,10 +63,13 @@ _LAZY = {
     "LocalModelError": "errors",
     "KnobError": "errors",
     "CredentialsError": "errors",
+    "OptimizationError": "errors",
+    "CodeError": "errors",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
     "BotError",
+    "CodeError",
     "Comparison",
     "CredentialsError",
     "DatabaseError",
@@ -82,6 +85,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Message",
     "MetricError",
     "NotAPromptlogDatabase",
+    "OptimizationError",
     "PromptDiff",
     "PromptError",
     "PromptNotFoundError",
@@ -127,6 +131,7 @@ if TYPE_CHECKING:
     from .diffs import PromptDiff, diff
     from .errors import (
         BotError,
+        CodeError,
         CredentialsError,
         DatabaseError,
         ExperimentError,
@@ -137,6 +142,7 @@ if TYPE_CHECKING:
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
+        OptimizationError,
         PromptError,
         PromptlogError,
         PromptNotFoundError,

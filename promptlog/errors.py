@@ -120,6 +120,18 @@ class ExperimentFailedError(ExperimentError):
         self.failures: list[Any] = failures or []
 
 
+# --- optimisers -------------------------------------------------------------
+
+
+class OptimizationError(PromptlogError):
+    """An optimiser is set up wrongly, or cannot go on (what it logged is kept)."""
+
+
+class CodeError(OptimizationError):
+    """Code run by ``promptlog.optimize.run_python`` raised, timed out, or gave an
+    output that is not JSON."""
+
+
 # --- testing ----------------------------------------------------------------
 
 
