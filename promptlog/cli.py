@@ -250,6 +250,33 @@ def experiments(limit: int, as_json: bool) -> None:
 
 
 @cli.command()
+@_limit_option(20, "Show the latest N (0 for all).")
+@_json_option
+def optimizations(limit: int, as_json: bool) -> None:
+    """List optimisations: optimiser, steps, candidates, best score and cost."""
+    with _open() as log:
+        records = log.optimization_records(limit=limit or None)
+    items = records.dicts()
+    if as_json:
+        _echo_json(items)
+        return
+    if not items:
+        _no_rows("optimisations")
+        return
+    table = _table(("optimisation / id", _ID), "optimiser", "runs", "best", "spent")
+    for item in items:
+        status = "" if item["status"] == "succeeded" else f" ({item['status']})"
+        table.add_row(
+            f"{_plain(item['name'])}\n[dim]{item['id']}[/]",
+            f"{_plain(item['optimiser'] or '-')}\n[dim]{_when(item['created_at'])}{status}[/]",
+            f"{item['runs']}\n{item['candidates']} candidates",
+            _number(item["best_score"]),
+            f"{item['calls']} calls\n{_number(item['cost'])}",
+        )
+    _console().print(table)
+
+
+@cli.command()
 @click.argument("experiment")
 @_limit_option(50, "Show the first N runs (0 for all).")
 @_json_option

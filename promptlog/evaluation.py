@@ -48,6 +48,7 @@ def evaluate(
     resume: bool = False,
     retry_failed: bool = True,
     cache: bool | Literal["refresh"] | None = None,
+    parent: Experiment | str | None = None,
 ) -> Experiment:
     """Run ``program`` on each example of ``dataset`` ``repeats`` times, then each
     metric on ``(example, prediction)`` (or on the prediction alone, for a
@@ -58,7 +59,8 @@ def evaluate(
     program's name. ``resume`` continues the latest evaluation of that name on
     the same dataset and repeats, running only what is missing or failed (see
     :class:`Experiment`). ``cache`` answers the program's model requests from the
-    response cache, one sample per repeat (see :class:`Experiment`).
+    response cache, one sample per repeat (see :class:`Experiment`). ``parent``
+    is the optimisation this evaluation belongs to, when an optimiser runs it.
     """
     scorers = [_scorer(fn) for fn in metrics]
     title = name or getattr(program, "__name__", None)
@@ -69,7 +71,7 @@ def evaluate(
     exp = Experiment(
         title, inputs=dataset, repeats=repeats, max_workers=max_workers, metadata=metadata,
         progress=progress, quiet=quiet, resume=resume, retry_failed=retry_failed,
-        cache=cache,
+        cache=cache, parent=parent,
     )
 
     def one(*_: Any, **__: Any) -> Any:  # exp.run hands it the example; taken from the run

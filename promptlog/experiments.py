@@ -21,6 +21,7 @@ only once every other execution has finished and been written. ``run()`` raises
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import json
@@ -33,7 +34,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from pathlib import Path
@@ -41,7 +42,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import datasets, knobs, store
-from ._plain import as_data
+from ._plain import as_data, json_default
 from ._version import __version__
 from .context import (
     RunContext,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MAX_WORKERS = 8
+KINDS = ("experiment", "optimisation")
 
 
 class _NotLogged:
@@ -249,6 +251,15 @@ class Experiment:
     on the same inputs and repeats (or ``num_executions``): its succeeded runs are
     kept and only the missing, failed (unless ``retry_failed=False``) or
     interrupted executions run, under its id.
+
+    ``kind="optimisation"`` marks the experiment an optimiser keeps its work in,
+    and ``parent`` (an Experiment or an experiment id) the optimisation a
+    candidate's evaluation belongs to. An optimiser, whose number of steps is not
+    known in advance, runs batches of executions in a session::
+
+        with exp.session():
+            runs = exp.map(evaluate_one, candidates)   # one run per candidate
+            exp.outcome = {"best_score": ...}          # written when it ends
     """
 
     def __init__(
@@ -266,6 +277,8 @@ class Experiment:
         progress: bool | None = None,
         quiet: bool = False,
         cache: bool | Literal["refresh"] | None = None,
+        kind: str = "experiment",
+        parent: Experiment | str | None = None,
     ):
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError("An experiment needs a name: Experiment(\"job-names\", ...).")
@@ -302,6 +315,23 @@ class Experiment:
                 json.dumps(metadata)
             except (TypeError, ValueError) as e:
                 raise ExperimentError(f"metadata must be JSON-able: {e}.") from None
+        if kind not in KINDS:
+            raise ExperimentError(f"kind must be one of {KINDS}, not {kind!r}.")
+        if isinstance(parent, Experiment):
+            if parent.id is None:
+                raise ExperimentError(
+                    f"The parent experiment {parent.__dict__.get('name')!r} has not started: "
+                    f"open it (run it, or enter its session) before starting experiments "
+                    f"that belong to it."
+                )
+            parent = parent.id
+        if parent is not None and not isinstance(parent, str):
+            raise ExperimentError(
+                f"parent must be an Experiment or an experiment id, not {type(parent).__name__}."
+            )
+        self.kind = kind
+        self.parent_id: str | None = parent
+        self.outcome: Any = None
         self.name = name
         self.num_executions = num_executions
         self.repeats = repeats
@@ -327,6 +357,8 @@ class Experiment:
         self._run0: Run | None = None
         self._token: Any = None
         self._knobs_token: Any = None
+        self._open_ended = False  # in a session: executions come in batches from map()
+        self._next_index = 0
 
     # public ------------------------------------------------------------------
 
@@ -353,7 +385,7 @@ class Experiment:
         self._open()
         keep = self._call_and_keep if self.examples is None else self._call_on_input
         try:
-            self._launch(0, functools.partial(keep, fn, args, kwargs))
+            self._launch(self._todo(), functools.partial(keep, fn, args, kwargs))
             self._wait()
         except KeyboardInterrupt:
             self._interrupt()
@@ -414,13 +446,72 @@ class Experiment:
         if error is not None:
             raise error
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Experiment]:
+        """Open the experiment for batches of executions run by :meth:`map` (an
+        optimiser's steps), and end it on leaving: ``interrupted`` on Ctrl-C,
+        ``failed`` when the block raised, else ``succeeded``; ``exp.outcome`` is
+        written with it. With ``resume=True`` the latest experiment of this name
+        and kind is reopened: its finished runs stay in ``exp.runs`` and new
+        executions are numbered after them."""
+        if self.examples is not None:
+            raise ExperimentError(
+                "A session runs batches of executions from exp.map; an experiment over "
+                "inputs runs them with exp.run or promptlog.evaluate instead."
+            )
+        self._open_ended = True
+        self._open()
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise KeyboardInterrupt from None
+        except BaseException:
+            self._interrupt("failed")
+            raise
+        self._finish("succeeded")
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Run]:
+        """Run ``fn(item)`` for each item as a new run of this experiment, at the
+        same time on its workers; wait for them all and return their :class:`Run`
+        objects in item order (``run.result``, ``run.status``, ``run.error``). A
+        failing call is recorded on its run and does not stop the others."""
+        if not self._open_ended or self.status != "running":
+            raise ExperimentError(
+                "exp.map runs executions inside an open session: "
+                "`with exp.session(): exp.map(fn, items)`."
+            )
+        items = list(items)
+        indexes = list(range(self._next_index, self._next_index + len(items)))
+        self._next_index += len(items)
+        by_index = dict(zip(indexes, items, strict=True))
+
+        def body() -> None:
+            run = current_run()
+            assert run is not None
+            run.set_result(fn(by_index[run.execution_index]))
+
+        self._launch(indexes, body)
+        self._wait()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        with self._lock:
+            found = {run.execution_index: run for run in self.runs
+                     if run.execution_index in by_index}
+        return [found[index] for index in indexes]
+
+    def _todo(self) -> Sequence[int]:
+        """The execution indexes to run: all, or those a resumed experiment has left."""
+        return range(self.num_executions) if self._pending is None else self._pending
+
     def _begin_block(self, code: CodeType | None, snapshot: dict[str, Any]) -> Any:
         """Start a block: executions 1 … N-1 of ``code`` on the workers, each in its
         own copy of ``snapshot``, and execution 0 as the caller's current run.
         Returns the token that resets the current run."""
         self._open()
         if code is not None:
-            self._launch(1, lambda: exec(code, dict(snapshot)))  # noqa: S102
+            self._launch(self._todo()[1:], lambda: exec(code, dict(snapshot)))  # noqa: S102
         if self._pending is None:
             self._run0 = self._start_run(0)
         elif self._pending:
@@ -525,12 +616,14 @@ class Experiment:
                 created_at=store.now(),
                 inputs=inputs,
                 repeats=self.repeats if self.examples is not None else None,
+                kind=self.kind,
+                parent_id=self.parent_id,
             )
         if self.examples is not None:
             stamp = store.now()
             for example in {example.id: example for example in self.examples}.values():
                 store.record_example(self._db, id=example.id, data=example.data, created_at=stamp)
-        if _show_progress(self.progress) and self.num_executions > 1:
+        if _show_progress(self.progress) and self.num_executions > 1 and not self._open_ended:
             with warnings.catch_warnings():
                 # Without ipywidgets tqdm.auto warns, then falls back to a text bar: fine.
                 warnings.simplefilter("ignore")
@@ -555,7 +648,8 @@ class Experiment:
         found = self._db.call(functools.partial(
             store.resume, name=self.name, num_executions=self.num_executions, inputs=inputs,
             repeats=self.repeats if self.examples is not None else 1,
-            retry_failed=self.retry_failed, process=store.process_token(),
+            retry_failed=self.retry_failed, process=store.process_token(), kind=self.kind,
+            open_ended=self._open_ended,
         ))
         if found is None:
             if not self.quiet:
@@ -574,6 +668,15 @@ class Experiment:
             self._place(run)
             self.runs.append(run)
             done.add(index)
+        if self._open_ended:
+            self._next_index = max(done, default=-1) + 1
+            if not self.quiet:
+                print(
+                    f"promptlog: resuming {self.kind} {self.name!r} {found.id}: "
+                    f"{len(done)} runs kept",
+                    file=sys.stderr,
+                )
+            return found
         self._pending = [i for i in range(self.num_executions) if i not in done]
         if not self.quiet:
             print(
@@ -588,17 +691,15 @@ class Experiment:
             knobs.pop(self._knobs_token)
             self._knobs_token = None
 
-    def _launch(self, first: int, body: Callable[[], Any]) -> None:
-        """Start the workers that run ``body`` as executions ``first`` … N-1 (of a
-        resumed experiment: as the executions left to run, from the ``first``-th).
+    def _launch(self, todo: Sequence[int], body: Callable[[], Any]) -> None:
+        """Start the workers that run ``body`` as the executions ``todo``.
 
         Each worker takes the next execution index until none is left (or Ctrl-C),
         so an experiment of 100,000 executions holds a handful of futures, not
         100,000. Workers start in a copy of the caller's context; each execution
         runs in a copy of that, in which :meth:`_execute` sets its run.
         """
-        todo = range(self.num_executions) if self._pending is None else self._pending
-        indexes = iter(todo[first:])
+        indexes = iter(todo)
         take = threading.Lock()
 
         def work() -> None:
@@ -609,7 +710,7 @@ class Experiment:
                     return
                 copy_context().run(self._execute, index, body)
 
-        workers = min(self.max_workers, len(todo) - first)
+        workers = min(self.max_workers, len(todo))
         if workers < 1:
             return
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
@@ -718,9 +819,10 @@ class Experiment:
             if self._interrupted:
                 raise KeyboardInterrupt
 
-    def _interrupt(self) -> None:
-        """Ctrl-C: cancel what has not started, mark the runs still running interrupted
-        (those that finished keep their status), write it all."""
+    def _interrupt(self, status: str = "interrupted") -> None:
+        """Ctrl-C (or an error that ends a session): cancel what has not started, mark
+        the runs still running interrupted (those that finished keep their status),
+        end the experiment with ``status``, write it all."""
         self._interrupted = True
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -732,7 +834,7 @@ class Experiment:
                 run.status = "interrupted"
         for run in unfinished:
             store.finish_run(self._db, run.id, status="interrupted", ended_at=stamp)
-        self._finish("interrupted")
+        self._finish(status)
 
     def _close(self) -> None:
         if self._pool is not None:
@@ -743,7 +845,23 @@ class Experiment:
     def _finish(self, status: str) -> None:
         assert self._db is not None and self.id is not None
         self.status = status
-        store.finish_experiment(self._db, self.id, status=status, finished_at=store.now())
+        outcome = None
+        if self.outcome is not None:
+            try:
+                outcome = json.dumps(as_data(self.outcome), default=json_default)
+            except (TypeError, ValueError) as e:
+                outcome = json.dumps({"unrecorded": f"the outcome is not JSON-able: {e}"})
+                warnings.warn(
+                    f"promptlog: experiment {self.name!r}'s outcome is not JSON-able ({e}); "
+                    f"it was not recorded.",
+                    stacklevel=3,
+                )
+        if self._open_ended:
+            self.num_executions = len(self.runs)
+        store.finish_experiment(
+            self._db, self.id, status=status, finished_at=store.now(), outcome=outcome,
+            num_executions=self.num_executions if self._open_ended else None,
+        )
         if self._bar is not None:
             self._bar.close()
             self._bar = None

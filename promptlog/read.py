@@ -352,6 +352,52 @@ class Log:
         status, times, run counts and the mean of each metric as a column."""
         return self.experiment_records(experiments, limit=limit).to_pandas()
 
+    # optimisations -----------------------------------------------------------------
+
+    def optimization_records(self, *, limit: int | None = None) -> Records:
+        """One row per optimisation (an experiment of kind ``optimisation``), newest
+        first: its optimiser, status and times, its own runs, its candidates (child
+        experiments), the best score and why it stopped (from its outcome), and the
+        calls and cost over its own and its candidates' runs."""
+        found = self.fetch(
+            "WITH opt AS (SELECT * FROM experiments WHERE kind = 'optimisation' "
+            "  ORDER BY created_at DESC, id DESC LIMIT ?), "
+            "family AS (SELECT id AS top, id AS member FROM opt UNION ALL "
+            "  SELECT e.parent_id, e.id FROM experiments e JOIN opt ON e.parent_id = opt.id), "
+            "spent AS (SELECT f.top, COUNT(c.id) AS calls, SUM(c.cost) AS cost FROM family f "
+            "  JOIN runs r ON r.experiment_id = f.member JOIN calls c ON c.run_id = r.id "
+            "  GROUP BY f.top) "
+            "SELECT opt.id, opt.name, json_extract(opt.metadata, '$.optimiser') AS optimiser, "
+            "opt.status, opt.created_at, opt.finished_at, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = opt.id) AS runs, "
+            "(SELECT COUNT(*) FROM experiments e WHERE e.parent_id = opt.id) AS candidates, "
+            "json_extract(opt.outcome, '$.best_score') AS best_score, "
+            "json_extract(opt.outcome, '$.stopped') AS stopped, "
+            "COALESCE(spent.calls, 0) AS calls, spent.cost, opt.outcome "
+            "FROM opt LEFT JOIN spent ON spent.top = opt.id "
+            "ORDER BY opt.created_at DESC, opt.id DESC",
+            [-1 if limit is None else limit],
+            created_at="time", finished_at="time", runs="int", candidates="int",
+            best_score="float", calls="int", cost="float", outcome="json",
+        )
+        return found
+
+    def optimizations(self, *, limit: int | None = None) -> pd.DataFrame:
+        """One row per optimisation, newest first (see :meth:`optimization_records`)."""
+        return self.optimization_records(limit=limit).to_pandas()
+
+    def children(self, experiment: str) -> list[str]:
+        """The ids of the experiments that belong to an optimisation (its
+        candidates' evaluations), oldest first."""
+        (parent,) = self.experiment_ids(experiment)
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM experiments WHERE parent_id = ? ORDER BY created_at, id",
+                [parent],
+            )
+        ]
+
     # runs --------------------------------------------------------------------------
 
     def run_records(self, experiments: str | Iterable[str] | None = None) -> Records:
@@ -917,8 +963,8 @@ class Log:
         and environment decoded."""
         row = self.conn.execute(
             "SELECT id AS experiment_id, name AS experiment, status, num_executions, "
-            "max_workers, metadata, environment, created_at, finished_at "
-            "FROM experiments WHERE id = ?",
+            "max_workers, metadata, environment, created_at, finished_at, kind, parent_id, "
+            "outcome FROM experiments WHERE id = ?",
             [experiment_id],
         ).fetchone()
         if row is None:
@@ -926,6 +972,7 @@ class Log:
         details = dict(row)
         for key in ("metadata", "environment"):
             details[key] = json.loads(details[key] or "{}")
+        details["outcome"] = json.loads(details["outcome"]) if details["outcome"] else None
         return details
 
     def run_tracebacks(self, experiment_id: str) -> dict[str, str]:

@@ -263,3 +263,21 @@ def m006_cache(db: Database) -> None:
         ALTER TABLE calls ADD COLUMN saved_cost REAL
         """,
     )
+
+
+@_migration
+def m007_optimisations(db: Database) -> None:
+    """Optimisations: an experiment's ``kind`` (``experiment`` or ``optimisation``),
+    the optimisation a candidate's evaluation belongs to (``parent_id``), and the
+    ``outcome`` an optimisation records when it ends (JSON: best score, best
+    candidate, budget used, why it stopped)."""
+    _run(
+        db,
+        """
+        ALTER TABLE experiments ADD COLUMN kind TEXT NOT NULL DEFAULT 'experiment';
+        ALTER TABLE experiments ADD COLUMN parent_id TEXT REFERENCES experiments(id);
+        ALTER TABLE experiments ADD COLUMN outcome TEXT;
+        CREATE INDEX experiments_parent_id ON experiments(parent_id) WHERE parent_id IS NOT NULL;
+        CREATE INDEX experiments_kind ON experiments(kind) WHERE kind != 'experiment'
+        """,
+    )

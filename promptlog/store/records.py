@@ -82,21 +82,27 @@ class ExperimentStart:
     created_at: str
     inputs: str | None = None
     repeats: int | None = None
+    kind: str = "experiment"
+    parent_id: str | None = None
     size: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "environment")
     SQL: ClassVar[str] = (
         "INSERT INTO experiments (id, name, status, num_executions, max_workers, metadata, "
-        "environment, process, created_at, finished_at, inputs, repeats) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "environment, process, created_at, finished_at, inputs, repeats, kind, parent_id, "
+        "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def params(self, end: ExperimentEnd | None) -> tuple[Any, ...]:
         """The row, with the experiment's end when it came in the same batch."""
+        num_executions = self.num_executions
+        if end is not None and end.num_executions is not None:
+            num_executions = end.num_executions
         return (
-            self.id, self.name, end.status if end else "running", self.num_executions,
+            self.id, self.name, end.status if end else "running", num_executions,
             self.max_workers, as_json(self.metadata), as_json(self.environment), self.process,
             self.created_at, end.finished_at if end else None, self.inputs, self.repeats,
+            self.kind, self.parent_id, as_json(end.outcome) if end else None,
         )
 
 
@@ -105,13 +111,19 @@ class ExperimentEnd:
     id: str
     status: str
     finished_at: str
+    outcome: Any = None
+    num_executions: int | None = None
     size: int = 0
 
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
-    SQL: ClassVar[str] = "UPDATE experiments SET status = ?, finished_at = ? WHERE id = ?"
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("outcome",)
+    SQL: ClassVar[str] = (
+        "UPDATE experiments SET status = ?, finished_at = ?, outcome = COALESCE(?, outcome), "
+        "num_executions = COALESCE(?, num_executions) WHERE id = ?"
+    )
 
     def params(self) -> tuple[Any, ...]:
-        return (self.status, self.finished_at, self.id)
+        return (self.status, self.finished_at, as_json(self.outcome), self.num_executions,
+                self.id)
 
 
 @dataclass(slots=True)
@@ -353,15 +365,25 @@ def start_experiment(
     created_at: str,
     inputs: str | None = None,
     repeats: int | None = None,
+    kind: str = "experiment",
+    parent_id: str | None = None,
 ) -> None:
     """An experiment begins (status ``running``); ``inputs`` is the hash of its
-    examples' ids in order, for an experiment over inputs."""
+    examples' ids in order, for an experiment over inputs; ``kind`` is
+    ``experiment`` or ``optimisation``; ``parent_id`` the optimisation it belongs to."""
     writer.put(ExperimentStart(id, name, num_executions, max_workers, metadata, environment,
-                               process, created_at, inputs, repeats, 100 + len(name)))
+                               process, created_at, inputs, repeats, kind, parent_id,
+                               100 + len(name)))
 
 
-def finish_experiment(writer: Writer, id: str, *, status: str, finished_at: str) -> None:
-    writer.put(ExperimentEnd(id, status, finished_at))
+def finish_experiment(
+    writer: Writer, id: str, *, status: str, finished_at: str, outcome: Any = None,
+    num_executions: int | None = None,
+) -> None:
+    """An experiment ends; an optimisation records its ``outcome`` (JSON), an
+    open-ended experiment the ``num_executions`` it ran."""
+    text = as_json(outcome)
+    writer.put(ExperimentEnd(id, status, finished_at, text, num_executions, _length(text)))
 
 
 def record_example(writer: Writer, *, id: str, data: Any, created_at: str) -> None:
