@@ -39,6 +39,8 @@ _LAZY = {
     "Comparison": "comparisons",
     "diff": "diffs",
     "PromptDiff": "diffs",
+    "optimize": "tuning.search",
+    "SearchResult": "tuning.search",
     "overrides": "knobs",
     "hyperparameter": "knobs",
     "load_overrides": "knobs",
@@ -95,6 +97,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "PromptlogError",
     "Records",
     "SchemaTooNewError",
+    "SearchResult",
     "SimpleBot",
     "StructuredBot",
     "StructuredOutputError",
@@ -116,6 +119,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "load_overrides",
     "metric",
     "open",
+    "optimize",
     "overrides",
     "prompt",
     "save_overrides",
@@ -162,6 +166,7 @@ if TYPE_CHECKING:
     from .settings import configure
     from .store import db_path, flush
     from .strategies import llm_strategy
+    from .tuning.search import SearchResult, optimize
 
 
 def __getattr__(name: str) -> Any:

@@ -166,8 +166,8 @@ class SearchResult:
             ) from None
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
-        scored = [t for t in self.tried if t.score is not None]
-        ax.scatter([t.step for t in scored], [t.score for t in scored], s=14, alpha=0.5,
+        scored = [(t.step, t.score) for t in self.tried if t.score is not None]
+        ax.scatter([step for step, _ in scored], [score for _, score in scored], s=14, alpha=0.5,
                    color="C0", label="evaluations")  # fmt: skip
         for i, search in enumerate(self.searches or [self]):
             steps, best = zip(*search.best_by_step(), strict=True) if search.tried else ((), ())
@@ -353,8 +353,10 @@ class _Search:
                 rng = random.Random(f"{self.seed}:{self.name}:{step}:{c}")
                 x = str(function(rng)).strip()
                 candidates.append(_Candidate(c, x, x_hash(x), None))
-            proposals = [{"x": c.x, "x_hash": c.x_hash, "candidate": c.candidate,
-                          "reply": None} for c in candidates]  # fmt: skip
+            proposals: list[dict[str, Any]] = [
+                {"x": c.x, "x_hash": c.x_hash, "candidate": c.candidate, "reply": None}
+                for c in candidates
+            ]
         else:
             proposals = self._propose(step)
         self.step = step
@@ -617,13 +619,12 @@ class _Optimize:
         with the traceback's end as feedback). ``x0`` is the first x (or several).
         ``task`` says what x is and what makes it good; ``question`` is asked each step.
 
-        The proposer is ``bot`` (its model and options; its system prompt is replaced
-        by the search's) or a bot on ``model_name``. ``method="optimize"`` (the
+        The proposer is ``bot`` (its model and options; the search sets its system
+        prompt and temperature) or a bot on ``model_name``. ``method="optimize"`` (the
         default with one candidate per step) keeps llm_optimize's conversation, the
         last ``top_k`` exchanges of it; ``"OPRO"`` (the default with several) sends a
         meta-prompt of the ``top_k`` best solutions sorted by score, the best last.
-        ``temperature`` defaults to 1.0 for OPRO and 0.7 for the conversation (or the
-        bot's own).
+        ``temperature`` defaults to 1.0 for OPRO and 0.7 for the conversation.
 
         Stops after ``max_steps`` steps, when the best score reaches ``stop_score``,
         after ``patience`` steps without a better score, when the calls' logged cost
@@ -731,10 +732,9 @@ def _settings(
             "\"promptlog/offline\"), or bot=SimpleBot(...), one of them."
         )
     options: dict[str, Any] = bot.options() if bot is not None else {"model_name": model_name}
-    if temperature is not None:
-        options["temperature"] = temperature
-    elif bot is None:
-        options["temperature"] = 1.0 if method == "OPRO" else 0.7
+    if temperature is None:
+        temperature = 1.0 if method == "OPRO" else 0.7
+    options["temperature"] = temperature
     return _Settings(
         f=f, x0=[x.strip() for x in starts], task=task, question=question,
         minimize=bool(minimize), max_steps=max_steps, candidates_per_step=candidates_per_step,
@@ -752,7 +752,7 @@ def _compare(name: str, kind: str, main: SearchResult) -> Comparison:
     from ..context import current_run
     from ..experiments import Experiment
 
-    ids = []
+    ids: list[str] = []
     for label, results in ((f"{name} {kind} best", main.baselines),
                            (f"{name} best", main.searches)):  # fmt: skip
 
@@ -768,6 +768,7 @@ def _compare(name: str, kind: str, main: SearchResult) -> Comparison:
         exp = Experiment(label, num_executions=len(results), parent=main.experiment,
                          quiet=True, progress=False)  # fmt: skip
         exp.run(record)
+        assert exp.id is not None
         ids.append(exp.id)
     return compare(ids[0], ids[1], metrics=["best_score"])
 
