@@ -299,3 +299,63 @@ def test_random_baseline_and_repeats_compare_the_best_scores(fake_openai):
     matplotlib.use("Agg")
     ax = result.plot()
     assert ax.get_xlabel() == "step" and len(ax.get_lines()) == 4
+
+
+KILLED_SEARCH = """
+import json, os, signal, sys, time
+import promptlog
+
+evaluated = sys.argv[1]
+
+def f(x):
+    with open(evaluated, "a") as out:
+        out.write(x + "\\n")
+    with open(evaluated) as done:
+        if len(done.read().splitlines()) == 4:
+            time.sleep(0.5)  # the runs before this one reach the file
+            os.kill(os.getpid(), signal.SIGKILL)
+    a, b = json.loads(x)
+    return -((a - 3) ** 2 + (b + 1) ** 2)
+
+promptlog.optimize(f, "[0, 0]", task="Find the x with the highest score.",
+                   model_name="promptlog/offline", max_steps=6, name="resumable")
+"""
+
+
+def test_a_search_killed_with_sigkill_resumes_without_evaluating_anything_again(
+    tmp_path, db_path
+):
+    import signal
+    import subprocess
+    import sys
+
+    from faults_support import child_env, write_script
+
+    evaluated = tmp_path / "evaluated.txt"
+    script = write_script(tmp_path, KILLED_SEARCH)
+    done = subprocess.run([sys.executable, str(script), str(evaluated)], env=child_env(db_path),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    before = evaluated.read_text().splitlines()
+    logged = {x for (x,) in query(db_path, "SELECT json_extract(result, '$.x') FROM runs "
+                                           "WHERE json_extract(result, '$.role') = 'evaluation'")}
+    assert len(before) == 4 and logged == set(before[:3])  # the fourth was cut short
+    (killed_id,) = query(db_path, "SELECT id FROM experiments")[0]
+
+    again: list[str] = []
+
+    def f(x):
+        again.append(x)
+        a, b = json.loads(x)
+        return -((a - 3) ** 2 + (b + 1) ** 2)
+
+    result = promptlog.optimize(f, "[0, 0]", task="Find the x with the highest score.",
+                                model_name="promptlog/offline", max_steps=6, name="resumable",
+                                resume=True)  # fmt: skip
+    assert result.experiment.id == killed_id and result.steps == 6
+    assert not set(again) & logged  # neither x0 nor any logged x is evaluated again
+    assert len(again) == len(set(again))
+    history = result.history
+    assert set(before[:3]) <= set(history["x"]) and history["x"].is_unique
+    assert history["step"].max() > 2
+    assert query(db_path, "SELECT COUNT(*) FROM experiments") == [(1,)]
