@@ -359,3 +359,28 @@ def test_a_search_killed_with_sigkill_resumes_without_evaluating_anything_again(
     assert set(before[:3]) <= set(history["x"]) and history["x"].is_unique
     assert history["step"].max() > 2
     assert query(db_path, "SELECT COUNT(*) FROM experiments") == [(1,)]
+
+
+def test_promptlog_show_name_gives_the_best_so_far_by_step_and_the_best_x(fake_openai):
+    from click.testing import CliRunner
+
+    from promptlog.cli import cli
+
+    fake_openai.responder = scripted("```\n3\n```", "```\n2\n```", "```\n8\n```")
+    promptlog.optimize(int, "1", task="Find a big number.", bot=proposer_bot(fake_openai),
+                       max_steps=3, name="numbers")  # fmt: skip
+    shown = CliRunner().invoke(cli, ["show", "numbers"])
+    assert shown.exit_code == 0, shown.output
+    assert "optimisation numbers" in shown.output and "stopped: max_steps" in shown.output
+    lines = [line.split() for line in shown.output.splitlines()]
+    assert ["0", "1", "1"] in lines and ["2", "1", "3"] in lines and ["3", "1", "8"] in lines
+    assert shown.output.rstrip().endswith("best x (score 8, step 3):\n8")
+    data = json.loads(CliRunner().invoke(cli, ["show", "numbers", "--json"]).output)
+    assert [row["best_so_far"] for row in data["best_by_step"]] == [1, 3, 3, 8]
+    assert [row["x"] for row in data["evaluations"]] == ["1", "3", "2", "8"]
+    run_id = data["evaluations"][1]["run_id"]
+    assert '"x": "3"' in CliRunner().invoke(cli, ["show", run_id]).output
+    listed = json.loads(CliRunner().invoke(cli, ["optimizations", "--json"]).output)
+    assert [(o["name"], o["optimiser"], o["best_score"]) for o in listed] == [
+        ("numbers", "optimize", 8)
+    ]
