@@ -65,7 +65,7 @@ _LAZY = {
     "LocalModelError": "errors",
     "KnobError": "errors",
     "CredentialsError": "errors",
-    "OptimizationError": "errors",
+    "OptimizerError": "errors",
     "CodeError": "errors",
 }
 
@@ -87,7 +87,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Message",
     "MetricError",
     "NotAPromptlogDatabase",
-    "OptimizationError",
+    "OptimizerError",
     "PromptDiff",
     "PromptError",
     "PromptNotFoundError",
@@ -146,7 +146,7 @@ if TYPE_CHECKING:
         LocalModelError,
         MetricError,
         NotAPromptlogDatabase,
-        OptimizationError,
+        OptimizerError,
         PromptError,
         PromptlogError,
         PromptNotFoundError,

@@ -120,20 +120,21 @@ class ExperimentFailedError(ExperimentError):
         self.failures: list[Any] = failures or []
 
 
-# --- optimisers -------------------------------------------------------------
-
-
-class OptimizationError(PromptlogError):
-    """An optimiser is set up wrongly, or cannot go on (what it logged is kept)."""
-
-
-class CodeError(OptimizationError):
-    """Code run by ``promptlog.optimize.run_python`` raised, timed out, or gave an
-    output that is not JSON."""
-
-
 # --- testing ----------------------------------------------------------------
 
 
 class LocalModelError(PromptlogError):
     """The local test model cannot be had (runtime missing, download failed) or did not start."""
+
+
+# --- optimisers -------------------------------------------------------------
+
+
+class OptimizerError(PromptlogError):
+    """An optimiser is set up wrongly (a bad budget, no typed function to tune, examples
+    it cannot read demos from) or its program failed on every example."""
+
+
+class CodeError(OptimizerError):
+    """Code run by ``promptlog.optimize.run_python`` raised, timed out, or gave an
+    output that is not JSON."""

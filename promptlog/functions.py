@@ -22,6 +22,7 @@ any few-shot demos, and its knobs (``template``, ``demos``, ``model_name``,
 from __future__ import annotations
 
 import collections.abc
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -31,6 +32,7 @@ import json
 import threading
 import types
 import typing
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -40,7 +42,7 @@ import typing_extensions
 
 from . import knobs, prompts, settings
 from .bots import LOGGED_PARAMETERS, SimpleBot, Steps, StructuredBot, _adrive, _drive
-from .errors import FunctionArgumentError, FunctionError, KnobError
+from .errors import FunctionArgumentError, FunctionError, KnobError, PromptError
 from .prompts import Message, PromptVersion
 from .replies import RETURN_FIELD, ReplyFormat, reply_format, type_name
 
@@ -62,6 +64,31 @@ KNOBS = frozenset({"template", "demos"}) | _BOT_KNOBS
 _STRUCTURED_ONLY = ("max_retries", "structured_output")
 
 _REASONING_DESCRIPTION = "Think step by step: the reasoning that leads to the return value."
+
+# Every typed function by full name, for code that finds them in the log (optimisers).
+_by_name: weakref.WeakValueDictionary[str, LLMFunction] = weakref.WeakValueDictionary()
+
+# Called after each successful call of a typed function with (function, validated
+# arguments, reply): an optimiser's tracer, set in the context its runs start from.
+Tracer = Callable[["LLMFunction", dict[str, Any], Any], None]
+_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
+    "promptlog_tracer", default=None
+)
+
+
+def find(name: str) -> LLMFunction | None:
+    """The typed function defined in this process under the full name ``name``."""
+    return _by_name.get(name)
+
+
+def set_tracer(tracer: Tracer | None) -> contextvars.Token[Tracer | None]:
+    """Have ``tracer`` see every successful typed-function call made in this context
+    (and the runs and threads started from it); returns the token to reset it."""
+    return _tracer.set(tracer)
+
+
+def reset_tracer(token: contextvars.Token[Tracer | None]) -> None:
+    _tracer.reset(token)
 
 
 @dataclass(frozen=True)
@@ -132,6 +159,7 @@ class LLMFunction:
         self._plans: dict[Any, _Plan] = {}
         self._bots: dict[Any, SimpleBot] = {}
         knobs.register(self.name, self, kind="function", knobs=KNOBS, check=self._check)
+        _by_name[self.name] = self
 
     def __repr__(self) -> str:
         return f"<llm_function {self.name}>"
@@ -164,11 +192,16 @@ class LLMFunction:
             *self._demo_turns(plan, overrides.get("demos")),
             Message("user", self._user_text(plan, validated), version),
         ]
+        tracer = _tracer.get()
         if plan.reply is None:
             reply = yield from bot._reply(tuple(conversation))
+            if tracer is not None:
+                tracer(self, validated, reply.content)
             return reply.content
         structured = typing.cast(StructuredBot[Any], bot)
         value = yield from structured._structured(structured._conversation(tuple(conversation)))
+        if tracer is not None:
+            tracer(self, validated, value)
         return getattr(value, RETURN_FIELD) if self.reasoning else value
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -477,6 +510,68 @@ class LLMFunction:
                     )
             checked["demos"] = tuple(demos)
         return checked
+
+    # --- demos ------------------------------------------------------------------------
+
+    def demo(self, inputs: Mapping[str, Any], output: Any, reasoning: str | None = None
+             ) -> dict[str, Any] | None:
+        """A demo of this function (``{"inputs": …, "output": …}``, as its ``demos``
+        knob takes), or None when the inputs or output do not fit its signature."""
+        demo: dict[str, Any] = {"inputs": dict(inputs), "output": output}
+        if self.reasoning and reasoning is not None:
+            demo["reasoning"] = reasoning
+        try:
+            values = {**self._defaults(), **demo["inputs"]}
+            self._demo_turns(self._plan(values, None, None), [demo])
+        except (KnobError, FunctionError, PromptError):
+            return None
+        return demo
+
+    def demo_from_call(
+        self,
+        version_text: str,
+        user_text: str,
+        reply_text: str | None,
+        reply_parsed: Any,
+        example: Any = None,
+    ) -> dict[str, Any] | None:
+        """The demo a logged call of this function makes: its inputs read back from the
+        user message it sent (the JSON inputs, and template variables from the run's
+        ``example``), kept only when rendering them again gives that message, and its
+        reply as the output. None when they cannot be recovered."""
+        template = version_text.split("\n\n--- promptlog typed function ---", 1)[0]
+        values: dict[str, Any] = dict(self._defaults())
+        marker = "Inputs:\n```\n"
+        at = user_text.rfind(marker)
+        if at >= 0 and user_text.endswith("\n```"):
+            try:
+                found = json.loads(user_text[at + len(marker) : -4])
+            except ValueError:
+                found = None
+            if isinstance(found, dict):
+                values.update(found)
+        if isinstance(example, Mapping):
+            for name in self._sent_parameters():
+                if name in example and name not in values:
+                    values[name] = example[name]
+        values = {k: v for k, v in values.items() if k in self._sent_parameters()}
+        try:
+            plan = self._plan(values, None if template == self.template else template, None)
+            if self._user_text(plan, self._validate(plan, values)) != user_text:
+                return None
+        except (KnobError, FunctionError, PromptError):
+            return None
+        reasoning = None
+        if plan.reply is None:
+            output = reply_text
+        elif isinstance(reply_parsed, Mapping) and (self.reasoning or plan.reply.wrapped):
+            output = reply_parsed.get(RETURN_FIELD)
+            reasoning = reply_parsed.get("reasoning") if self.reasoning else None
+        else:
+            output = reply_parsed
+        if output is None:
+            return None
+        return self.demo(values, output, reasoning)
 
     # --- the log ----------------------------------------------------------------------
 

@@ -356,14 +356,21 @@ def load_overrides(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise KnobError(f"{source} is not a JSON file of overrides: {e}.") from None
     if not isinstance(data, dict):
         raise KnobError(f"{source} holds {type(data).__name__}, not a JSON object of overrides.")
+    return apply_overrides(data)
+
+
+def apply_overrides(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply overrides keyed by full name for the rest of the process, beneath any
+    entered with :func:`overrides` (as :func:`load_overrides` does with a file's), and
+    return them. A key naming nothing defined yet waits until it is."""
     with _lock:
-        for key, value in data.items():
+        for key, value in mapping.items():
             entry = _entries.get(key) or _by_suffix(key)
             if entry is None:
                 _pending[key] = value
             else:
                 _base[entry.name] = MappingProxyType(_knobs_for(entry, value))
-    return data
+    return dict(mapping)
 
 
 def recorded(run: RunContext) -> dict[str, Any]:

@@ -1061,6 +1061,50 @@ class Log:
         return _summaries(((version, id_), name, value, kind)
                           for version, id_, name, value, kind in rows)  # fmt: skip
 
+    # what optimisers read ---------------------------------------------------------
+
+    def function_call_records(self, function: str, metric: str) -> Records:
+        """The succeeded calls of the typed function ``function`` (full name) made in
+        succeeded runs that recorded ``metric``, oldest first: the run's ``score``,
+        its ``example`` (JSON text, or None), the call's messages and reply, and the
+        ``version_text`` of the function's version it used."""
+        return self.fetch(
+            "SELECT c.id AS call_id, c.run_id, r.experiment_id, m.value AS score, "
+            "x.data AS example, c.messages, c.response_text, c.response_parsed, "
+            "pv.template AS version_text "
+            "FROM prompt_versions pv JOIN call_prompt_versions cpv "
+            "ON cpv.prompt_version_id = pv.id JOIN calls c ON c.id = cpv.call_id "
+            "JOIN runs r ON r.id = c.run_id JOIN metrics m ON m.run_id = r.id AND m.name = ? "
+            "LEFT JOIN examples x ON x.id = r.example_id "
+            "WHERE pv.name = ? AND pv.role = 'function' AND c.status = 'succeeded' "
+            "AND r.status = 'succeeded' ORDER BY c.id",
+            [metric, function],
+            messages="json",
+            response_parsed="json",
+        )
+
+    def scored_runs(self, experiment_ids: Iterable[str], metric: str) -> Records:
+        """Each run of these experiments over inputs: its experiment, example id and
+        repeat, status, the value of ``metric`` (None when it recorded none) and its
+        result (``result_format`` says how it is stored)."""
+        ids = list(experiment_ids)
+        return self.fetch(
+            f"SELECT r.experiment_id, r.id AS run_id, r.example_id, r.repeat_index, r.status, "
+            f"{_metric_value('r.id', metric)} AS score, r.result, r.result_format "
+            f"FROM runs r WHERE r.experiment_id IN ({_sql_list(ids)}) "
+            f"ORDER BY r.experiment_id, r.execution_index"
+        )
+
+    def call_totals(self, experiment_ids: Iterable[str]) -> dict[str, Any]:
+        """The model calls made in the runs of these experiments (``calls``: those a
+        provider answered, not the response cache) and their total ``cost``."""
+        ids = list(experiment_ids)
+        calls, cost = self.conn.execute(
+            f"SELECT COALESCE(SUM(c.cached = 0), 0), COALESCE(SUM(c.cost), 0.0) FROM calls c "
+            f"JOIN runs r ON r.id = c.run_id WHERE r.experiment_id IN ({_sql_list(ids)})"
+        ).fetchone()
+        return {"calls": int(calls), "cost": float(cost)}
+
     # plots ---------------------------------------------------------------------------
 
     def metric_values(

@@ -19,11 +19,12 @@ through llama.cpp in a child process; see :mod:`promptlog._local_model`.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,7 @@ from .schemas import schema_from_text
 
 __all__ = [
     "FakeOpenAIServer",
+    "FollowsExamples",
     "LocalModelServer",
     "NumericProposer",
     "fetch_test_model",
@@ -591,3 +593,120 @@ def _example(schema: Any, root: Any, depth: int = 0) -> Any:
         text = text.ljust(int(schema.get("minLength", 0)), "x")
         return text[: schema["maxLength"]] if "maxLength" in schema else text
     return None
+
+
+# --- stand-in models for optimisers --------------------------------------------------
+
+_DSPY_FIELD = re.compile(r"`\[\[ ## (\w+) ## \]\]`")
+
+
+class FollowsExamples:
+    """A stand-in model that answers an input correctly only when the request's demos
+    show that input, or another sharing its first word: the few-shot task in miniature.
+
+        server = FakeOpenAIServer(responder=FollowsExamples(dataset))
+
+    It knows the task from ``examples`` (dicts with an ``input`` and an ``output``
+    field). It reads the request as text, whatever its layout (promptlog's typed
+    functions, DSPy's adapters): the known input found in the last user message is
+    the question; known inputs anywhere else in the request are the demos. Zero-shot
+    it always answers ``wrong``. The reply copies the layout of a demo's reply (plain
+    text, JSON, DSPy's ``[[ ## field ## ]]`` markers) with the answer put in, or,
+    with no demo reply to copy, fits the JSON schema or the output fields asked for.
+    ``requests`` counts the requests it answered.
+    """
+
+    def __init__(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        input: str = "question",
+        output: str = "answer",
+        wrong: str = "I do not know.",
+    ) -> None:
+        self.answers = {str(e[input]): str(e[output]) for e in examples}
+        if not self.answers:
+            raise ValueError("FollowsExamples needs examples to know the task")
+        self.wrong = wrong
+        self.requests = 0
+        self._lock = threading.Lock()
+        # Longest first, so that an input containing another is found whole.
+        inputs = sorted(self.answers, key=len, reverse=True)
+        self._pattern = re.compile(
+            "|".join(rf"(?<![\w]){re.escape(text)}(?![\w])" for text in inputs)
+        )
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        with self._lock:
+            self.requests += 1
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        texts = [_text_of(m.get("content")) for m in messages]
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        if last < 0:
+            return self.wrong
+        asked = self._pattern.findall(texts[last])
+        shown = {
+            found for i, text in enumerate(texts) if i != last
+            for found in self._pattern.findall(text)
+        }  # fmt: skip
+        question = asked[0] if asked else None
+        right = question is not None and (
+            question in shown or _first_word(question) in {_first_word(s) for s in shown}
+        )
+        answer = self.answers[question] if right and question is not None else self.wrong
+        return self._layout(request, messages, texts, last, answer)
+
+    def _layout(
+        self,
+        request: dict[str, Any],
+        messages: list[dict[str, Any]],
+        texts: list[str],
+        last: int,
+        answer: str,
+    ) -> str:
+        for i in range(last - 1, 0, -1):  # a demo's reply, to copy its layout
+            if messages[i].get("role") != "assistant" or messages[i - 1].get("role") != "user":
+                continue
+            shown = self._pattern.findall(texts[i - 1])
+            if shown and self.answers[shown[0]] in texts[i]:
+                old = self.answers[shown[0]]
+                inside_json = texts[i].lstrip().startswith(("{", "["))
+                new = json.dumps(answer)[1:-1] if inside_json else answer
+                return texts[i].replace(json.dumps(old)[1:-1] if inside_json else old, new)
+        response_format = request.get("response_format") or {}
+        schema = None
+        if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema")
+        if schema is None:
+            schema = _schema_in_messages(messages)
+        if isinstance(schema, dict):
+            value = _example(schema, schema)
+            if isinstance(value, dict):
+                strings = [k for k, v in value.items() if isinstance(v, str)]
+                for key in strings:
+                    value[key] = "Following the examples." if key == "reasoning" else answer
+                if not strings and value:
+                    value[next(iter(value))] = answer
+            return json.dumps(value)
+        fields = [f for f in _DSPY_FIELD.findall(texts[last]) if f != "completed"]
+        if fields:
+            parts = [
+                f"[[ ## {f} ## ]]\n{'Following the examples.' if f == 'reasoning' else answer}"
+                for f in dict.fromkeys(fields)
+            ]
+            return "\n\n".join([*parts, "[[ ## completed ## ]]"])
+        return answer
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict)
+        )
+    return ""
+
+
+def _first_word(text: str) -> str:
+    words = text.split()
+    return words[0].lower() if words else ""

@@ -14,7 +14,7 @@ import pytest
 from faults_support import query
 
 import promptlog
-from promptlog import OptimizationError, SimpleBot
+from promptlog import OptimizerError, SimpleBot
 from promptlog.testing import NumericProposer
 
 X = np.arange(50) + 1.0
@@ -200,14 +200,14 @@ def test_an_exception_in_f_scores_the_worst_so_far_with_the_traceback_as_feedbac
 
 
 def test_f_must_return_a_number_and_arguments_are_checked():
-    with pytest.raises(OptimizationError, match="model_name"):
+    with pytest.raises(OptimizerError, match="model_name"):
         promptlog.optimize(len, "x", task="t")
-    with pytest.raises(OptimizationError, match="x0"):
+    with pytest.raises(OptimizerError, match="x0"):
         promptlog.optimize(len, "", task="t", model_name="promptlog/offline")
-    with pytest.raises(OptimizationError, match="candidates_per_step"):
+    with pytest.raises(OptimizerError, match="candidates_per_step"):
         promptlog.optimize(len, "x", task="t", model_name="promptlog/offline",
                            candidates_per_step=0)
-    with pytest.raises(OptimizationError, match="return a number"):
+    with pytest.raises(OptimizerError, match="return a number"):
         promptlog.optimize(lambda x: "good", "x", task="t", model_name="promptlog/offline")
     # what was logged before the error stays
     assert promptlog.open().optimizations()["status"].tolist() == ["failed"]

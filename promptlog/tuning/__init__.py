@@ -1,1 +1,2 @@
-"""Optimisers that use the log: every candidate they try is logged with its score."""
+"""Using the log to improve prompts: optimisers whose every candidate is an experiment
+or a run."""

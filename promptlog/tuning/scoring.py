@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CodeError, OptimizationError
+from ..errors import CodeError, OptimizerError
 
 if TYPE_CHECKING:
     from ..bots import SimpleBot
@@ -127,7 +127,7 @@ def final_score(reply: str) -> float:
     """The number after the last ``final_score=`` in a judge's reply."""
     found = _FINAL_SCORE.findall(reply)
     if not found:
-        raise OptimizationError(
+        raise OptimizerError(
             "The judge's reply has no final_score=<number>; pass parse_score= to read "
             "another format."
         )
@@ -154,9 +154,9 @@ def llm_judge(
     from .search_prompts import judge, judge_system
 
     if not isinstance(rubric, str) or not rubric.strip():
-        raise OptimizationError("llm_judge needs a rubric: the text the judge rates against.")
+        raise OptimizerError("llm_judge needs a rubric: the text the judge rates against.")
     if (model_name is None) == (bot is None):
-        raise OptimizationError("llm_judge needs model_name=... or bot=..., one of them.")
+        raise OptimizerError("llm_judge needs model_name=... or bot=..., one of them.")
     options = bot.options() if bot is not None else {"model_name": model_name, **bot_options}
     options.setdefault("temperature", 0.0)
     judge_bot = SimpleBot(judge_system(), name="judge", **options)

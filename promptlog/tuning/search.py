@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import metrics, store
-from ..errors import OptimizationError
+from ..errors import OptimizerError
 from ..prompts import Message
 from .fenced import last_fenced_block
 from .scoring import llm_judge, run_python
@@ -270,7 +270,7 @@ class _Search:
         options: dict[str, Any] = {}
         if s.executor is not None:
             if "executor" not in inspect.signature(Experiment).parameters:
-                raise OptimizationError(
+                raise OptimizerError(
                     "This promptlog's Experiment takes no executor; leave executor=None."
                 )
             options["executor"] = s.executor
@@ -559,7 +559,7 @@ def _read(value: Any) -> tuple[float | None, str | None]:
     feedback = None
     if isinstance(value, tuple):
         if len(value) != 2:
-            raise OptimizationError(
+            raise OptimizerError(
                 f"f returned a tuple of {len(value)} values; return a score, or "
                 f"(score, feedback) where feedback is a text the model reads."
             )
@@ -570,7 +570,7 @@ def _read(value: Any) -> tuple[float | None, str | None]:
     except Exception as error:
         if isinstance(value, (int, float)) or type(value).__module__ == "numpy":
             return None, f"f returned {value!r}, which is not a finite number."
-        raise OptimizationError(
+        raise OptimizerError(
             f"f returned {type(value).__name__} {value!r:.80}; return a number (the score), "
             f"or (score, feedback)."
         ) from error
@@ -645,16 +645,16 @@ class _Optimize:
             executor=executor,
         )  # fmt: skip
         if baseline is not None and baseline != "random" and not callable(baseline):
-            raise OptimizationError(
+            raise OptimizerError(
                 f"baseline must be \"random\" or a function of a random.Random returning "
                 f"an x, not {baseline!r}."
             )
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise OptimizationError(
+            raise OptimizerError(
                 f"repeats must be a whole number of at least 1, not {repeats!r}."
             )
         if not isinstance(name, str) or not name.strip():
-            raise OptimizationError("A search needs a name: optimize(..., name=\"my-search\").")
+            raise OptimizerError("A search needs a name: optimize(..., name=\"my-search\").")
         searches: list[SearchResult] = []
         parent = None
         for r in range(repeats):
@@ -702,14 +702,14 @@ def _settings(
 ) -> _Settings:
     """Check the arguments of a search, each with an error that says what to pass."""
     if not callable(f):
-        raise OptimizationError(f"f must be a function of x returning a score, not {f!r}.")
+        raise OptimizerError(f"f must be a function of x returning a score, not {f!r}.")
     starts = [x0] if isinstance(x0, str) else list(x0) if isinstance(x0, Sequence) else None
     if not starts or not all(isinstance(x, str) and x.strip() for x in starts):
-        raise OptimizationError(
+        raise OptimizerError(
             f"x0 must be the first x as a non-empty string (or a list of them), not {x0!r:.80}."
         )
     if not isinstance(task, str) or not task.strip():
-        raise OptimizationError("optimize needs a task: what x is and what makes it good.")
+        raise OptimizerError("optimize needs a task: what x is and what makes it good.")
     for label, value, least in (
         ("max_steps", max_steps, 0), ("candidates_per_step", candidates_per_step, 1),
         ("top_k", top_k, 1), ("patience", patience, 1),
@@ -717,17 +717,17 @@ def _settings(
         if value is None and label == "patience":
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise OptimizationError(
+            raise OptimizerError(
                 f"{label} must be a whole number of at least {least}, not {value!r}."
             )
     if max_cost is not None and (not isinstance(max_cost, (int, float)) or max_cost <= 0):
-        raise OptimizationError(f"max_cost must be a positive number of dollars, not {max_cost!r}.")
+        raise OptimizerError(f"max_cost must be a positive number of dollars, not {max_cost!r}.")
     if method is None:
         method = "OPRO" if candidates_per_step > 1 else "optimize"
     if method not in ("optimize", "OPRO"):
-        raise OptimizationError(f"method must be \"optimize\" or \"OPRO\", not {method!r}.")
+        raise OptimizerError(f"method must be \"optimize\" or \"OPRO\", not {method!r}.")
     if (model_name is None) == (bot is None):
-        raise OptimizationError(
+        raise OptimizerError(
             "optimize needs the model that proposes: model_name=\"gpt-4o-mini\" (or "
             "\"promptlog/offline\"), or bot=SimpleBot(...), one of them."
         )
