@@ -10,7 +10,7 @@ cannot take one in ``response_format``), gets JSON valid against the schema; a r
 "create 3 …" (make, generate, give, list, return, write) gets a list of 3. A request
 for an answer in a fenced block that shows fenced blocks (as ``promptlog.optimize``
 asks) gets a variant of the last one shown, its numbers nudged or its words edited;
-a request to end with ``final_score=`` (as ``llm_judge`` asks) gets a score. Two hooks
+a request to end with ``final_score=<score>`` (as ``llm_judge`` asks) gets a score. Two hooks
 in a user message help test retry logic: ``[offline:invalid-json]`` makes the first
 structured reply of a conversation broken JSON, ``[offline:always-invalid]`` makes every
 reply prose.
@@ -202,7 +202,7 @@ def reply(
         return "I am sorry, I can only answer in prose today. " + writer.sentence()
     if not structured:
         last = user_texts[-1] if user_texts else ""
-        if "final_score=" in last:
+        if _RATING_ASK_RE.search(last):
             return _rating(messages, seed)
         if _FENCED_ASK_RE.search(last) and "```" in last:
             return _variant(last, messages, seed)
@@ -402,6 +402,7 @@ def _break_json(text: str) -> str:
 # --- writing the answer -----------------------------------------------------
 
 _FENCED_ASK_RE = re.compile(r"fenced\s+block")
+_RATING_ASK_RE = re.compile(r"final_score=(<|score\b)")  # asked for, not a score given
 _FENCED_RE = re.compile(r"```\n(.*?)\n```", re.DOTALL)  # a shown x, not a mention of ```
 _NUMBER_RE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 

@@ -384,3 +384,25 @@ def test_promptlog_show_name_gives_the_best_so_far_by_step_and_the_best_x(fake_o
     assert [(o["name"], o["optimiser"], o["best_score"]) for o in listed] == [
         ("numbers", "optimize", 8)
     ]
+
+
+@pytest.mark.parametrize("example, name", [
+    ("optimize_function", "minimise-f"), ("optimize_automl", "automl-digits"),
+    ("optimize_text_rubric", "palindrome-rubric"),
+])  # fmt: skip
+def test_the_examples_run_on_the_offline_model(example, name, db_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from faults_support import child_env
+
+    script = Path(__file__).resolve().parent.parent / "examples" / f"{example}.py"
+    done = subprocess.run([sys.executable, str(script)], env=child_env(db_path),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "best" in done.stdout
+    search = promptlog.open().search(name)
+    assert search["status"] == "succeeded" and search["outcome"]["steps"] >= 1
+    assert len(search["evaluations"]) >= 2
+    assert all(e["error"] is None for e in search["evaluations"])
