@@ -24,12 +24,23 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import cache, evaluation, functions, memory, overhead, parallel, scale, startup, throughput
+from . import (
+    cache,
+    evaluation,
+    functions,
+    memory,
+    overhead,
+    parallel,
+    scale,
+    search,
+    startup,
+    throughput,
+)
 from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation",
+    "evaluation", "search",
 )
 
 
@@ -67,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
             ("functions", lambda: functions.bench(reps, calls=300 if args.quick else 2_000)),
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
+            ("search", lambda: search.bench(reps, seeds=5 if args.quick else 10,
+                                            steps=10 if args.quick else 30)),
         ]
         for name, run in plan:
             if name in chosen:
