@@ -406,3 +406,14 @@ def test_the_examples_run_on_the_offline_model(example, name, db_path):
     assert search["status"] == "succeeded" and search["outcome"]["steps"] >= 1
     assert len(search["evaluations"]) >= 2
     assert all(e["error"] is None for e in search["evaluations"])
+
+
+def test_the_search_prompts_are_versioned_knobs(fake_openai):
+    fake_openai.responder = scripted("```\n2\n```")
+    shorter = "{% for s in solutions %}{{ s.x }}: {{ s.score }}\n{% endfor %}Next, in ```?"
+    with promptlog.overrides({promptlog.optimize.prompts.meta_prompt: {"template": shorter}}):
+        promptlog.optimize(int, "1", task="Find a big number.", bot=proposer_bot(fake_openai),
+                           method="OPRO", max_steps=1, name="numbers")  # fmt: skip
+    assert fake_openai.requests[0]["messages"][-1]["content"] == "1: 1\nNext, in ```?"
+    versions = promptlog.versions("promptlog.optimize.meta_prompt")
+    assert [v.template for v in versions] == [shorter.strip()]

@@ -30,6 +30,7 @@ from ..errors import OptimizerError
 from ..prompts import Message
 from .fenced import last_fenced_block
 from .scoring import llm_judge, run_python
+from . import search_prompts
 from .search_prompts import correction, meta_prompt, search_step, search_system, unguided
 
 if TYPE_CHECKING:
@@ -581,11 +582,13 @@ def _read(value: Any) -> tuple[float | None, str | None]:
 
 
 class _Optimize:
-    """``promptlog.optimize(f, x0, task=...)`` and its helpers
-    ``promptlog.optimize.run_python`` and ``promptlog.optimize.llm_judge``."""
+    """``promptlog.optimize(f, x0, task=...)``, its helpers
+    ``promptlog.optimize.run_python`` and ``promptlog.optimize.llm_judge``, and its
+    prompts, knobs like any other: ``promptlog.optimize.prompts.meta_prompt`` …"""
 
     run_python = staticmethod(run_python)
     llm_judge = staticmethod(llm_judge)
+    prompts = search_prompts
 
     def __call__(
         self,
