@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import metrics, store
 from ..errors import OptimizerError
 from ..prompts import Message
+from . import search_prompts
 from .fenced import last_fenced_block
 from .scoring import llm_judge, run_python
-from . import search_prompts
 from .search_prompts import correction, meta_prompt, search_step, search_system, unguided
 
 if TYPE_CHECKING:
