@@ -79,11 +79,22 @@ def test_opro_finds_the_line_and_beats_random_search_at_the_same_budget(fake_ope
 
 @pytest.mark.fake_openai(responder=NumericProposer(seed=1))
 def test_every_proposal_and_evaluation_is_a_run_of_the_search(fake_openai, db_path):
-    f, starts = linear_regression(0)
+    import threading
+    import time
+
+    loss, starts = linear_regression(0)
+    threads = set()
+
+    def f(x):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.05)
+        return loss(x)
+
     result = promptlog.optimize(
         f, starts[:2], task=TASK, bot=proposer_bot(fake_openai), candidates_per_step=3,
         max_steps=2, minimize=True, name="line",
     )
+    assert len(threads) > 1  # a step's candidates are evaluated at once, on the workers
     assert result.stopped == "max_steps" and result.steps == 2
     history = result.history
     assert list(history.columns[:6]) == ["step", "candidate", "x", "x_hash", "score", "feedback"]

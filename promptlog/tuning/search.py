@@ -16,10 +16,12 @@ Two forms: llm_optimize's (one proposal per step, the conversation kept) and OPR
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import math
 import random
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +110,7 @@ class _Settings:
     max_workers: int | None
     executor: Any
     model: str | None
+    quiet: bool
 
 
 @dataclass
@@ -299,6 +302,13 @@ class _Search:
                     self._step()
             finally:
                 exp.outcome = self._outcome()
+        if not self.s.quiet:
+            best = "no score" if self.best is None else f"best {_shown(self.best.score)}"
+            print(
+                f"promptlog: search {self.name!r} {exp.id}: {best} after {self.step} steps, "
+                f"{len(self.order)} evaluated ({self.stopped}) -> {store.db_path()}",
+                file=sys.stderr,
+            )
         return self._result()
 
     def _take_up(self, runs: Sequence[Any]) -> None:
@@ -569,7 +579,8 @@ def _read(value: Any) -> tuple[float | None, str | None]:
     try:
         score, _ = metrics.validate("score", value)
     except Exception as error:
-        if isinstance(value, (int, float)) or type(value).__module__ == "numpy":
+        numpy_scalar = type(value).__module__ == "numpy" and getattr(value, "shape", None) == ()
+        if isinstance(value, (int, float)) or numpy_scalar:
             return None, f"f returned {value!r}, which is not a finite number."
         raise OptimizerError(
             f"f returned {type(value).__name__} {value!r:.80}; return a number (the score), "
@@ -614,6 +625,7 @@ class _Optimize:
         resume: bool = False,
         max_workers: int | None = None,
         executor: Any = None,
+        quiet: bool = False,
     ) -> SearchResult:
         """Search for the x that scores best under ``f``, a model proposing each next x.
 
@@ -639,13 +651,14 @@ class _Optimize:
         scores (``baseline=fn`` proposes with ``fn(random.Random) -> x`` instead);
         ``repeats`` runs that many independent searches of each, and
         ``result.comparison`` compares their best scores (``promptlog.compare``).
+        Each search prints a line saying what it found, unless ``quiet``.
         """
         settings = _settings(
             f, x0, task=task, question=question, model_name=model_name, bot=bot,
             max_steps=max_steps, candidates_per_step=candidates_per_step, top_k=top_k,
             stop_score=stop_score, minimize=minimize, patience=patience, max_cost=max_cost,
             method=method, temperature=temperature, max_workers=max_workers,
-            executor=executor,
+            executor=executor, quiet=quiet,
         )  # fmt: skip
         if baseline is not None and baseline != "random" and not callable(baseline):
             raise OptimizerError(
@@ -672,10 +685,12 @@ class _Optimize:
         main.searches = searches
         if baseline is not None:
             kind = "random" if baseline == "random" else "baseline"
+            # The same budget as each search: its steps, without an early stop of its own.
+            unlimited = dataclasses.replace(settings, patience=None, max_cost=None)
             for r, search in enumerate(searches):
                 label = f"{name} {kind}" + ("" if repeats == 1 else f" #{r + 1}")
                 main.baselines.append(_Search(
-                    settings, name=label, role="baseline", proposer=baseline,
+                    unlimited, name=label, role="baseline", proposer=baseline,
                     max_steps=search.steps, resume=resume, parent=main.experiment,
                     seed=str(r),
                 ).run())  # fmt: skip
@@ -702,6 +717,7 @@ def _settings(
     temperature: float | None,
     max_workers: int | None,
     executor: Any,
+    quiet: bool,
 ) -> _Settings:
     """Check the arguments of a search, each with an error that says what to pass."""
     if not callable(f):
@@ -743,7 +759,7 @@ def _settings(
         minimize=bool(minimize), max_steps=max_steps, candidates_per_step=candidates_per_step,
         top_k=top_k, stop_score=stop_score, patience=patience, max_cost=max_cost,
         method=method, bot_options=options, max_workers=max_workers, executor=executor,
-        model=options.get("model_name"),
+        model=options.get("model_name"), quiet=quiet,
     )  # fmt: skip
 
 
