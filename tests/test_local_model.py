@@ -217,7 +217,15 @@ def test_optimize_finds_a_system_prompt_that_keeps_answers_right_and_short(
                          "Answer with one word that is not the answer."])  # fmt: skip
     fake_openai.responder = lambda request: f"Try:\n```\n{next(instructions, SHORT)}\n```"
 
-    def brevity(system_prompt):
+    @promptlog.prompt("system", name="short_answers_system")
+    def answerer_system():
+        """You are a helpful assistant."""
+
+    def brevity(template):
+        # Each candidate is a version of the bot's system prompt, so `promptlog diff`
+        # shows what changed between any two of them.
+        with promptlog.overrides({answerer_system: {"template": template}}):
+            system_prompt = answerer_system()
         bot = SimpleBot(system_prompt, **local_model.bot_kwargs, temperature=0, max_tokens=64)
         lengths, wrong = [], []
         for question, answer in facts.items():
@@ -241,3 +249,7 @@ def test_optimize_finds_a_system_prompt_that_keeps_answers_right_and_short(
     with promptlog.open() as log:
         calls = log.calls("short-answers")
     assert (calls["model"] == local_model.model).sum() == 4 * len(facts)  # on evaluation runs
+    versions = promptlog.versions("short_answers_system")
+    assert len(versions) == 4
+    diff = promptlog.diff("short_answers_system", 1, versions[2].version)
+    assert "-You are a helpful assistant." in diff.unified and f"+{SHORT}" in diff.unified
