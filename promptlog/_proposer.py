@@ -20,6 +20,7 @@ from typing import Any
 
 _SOLUTION = re.compile(r"solution:\n```\n(.*?)\n```\nscore: (\S+)", re.DOTALL)
 _TURN = re.compile(r"x =\n```\n(.*?)\n```\n\nscore = (\S+)", re.DOTALL)
+_BEST = re.compile(r"The best x so far scored (\S+):\n```\n(.*?)\n```", re.DOTALL)
 _EXAMPLE = re.compile(r"```\n(.*?)\n```", re.DOTALL)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -72,6 +73,7 @@ class NumericProposer:
         if solutions:
             return [x for x, _ in solutions]  # the meta-prompt's order: the best last
         turns = [(x, score) for text in users for x, score in _TURN.findall(text)]
+        turns += [(x, score) for text in users for score, x in _BEST.findall(text)]
         scored = [(x, float(s)) for x, s in turns if _is_number(s)]
         lower = "Lower scores are better" in system
         return [x for x, _ in sorted(scored, key=lambda p: p[1], reverse=lower)]

@@ -428,3 +428,18 @@ def test_the_search_prompts_are_versioned_knobs(fake_openai):
     assert fake_openai.requests[0]["messages"][-1]["content"] == "1: 1\nNext, in ```?"
     versions = promptlog.versions("promptlog.optimize.meta_prompt")
     assert [v.template for v in versions] == [shorter.strip()]
+
+
+@pytest.mark.fake_openai(responder=NumericProposer(seed=4))
+def test_llm_optimizes_conversation_finds_the_line_one_proposal_at_a_time(fake_openai):
+    f, starts = linear_regression(0)
+    result = promptlog.optimize(f, starts[0], task=TASK, bot=proposer_bot(fake_openai),
+                                max_steps=80, top_k=6, minimize=True, stop_score=f("[15, 14]"),
+                                name="line")  # fmt: skip
+    assert result.best_x == "[15, 14]" and result.stopped == "stop_score"
+    assert {r["temperature"] for r in fake_openai.requests} == {0.7}
+    # the conversation is kept: x0, then the last top_k exchanges of reply and score
+    last = fake_openai.requests[-1]["messages"]
+    assert [m["role"] for m in last[:2]] == ["system", "user"]
+    assert [m["role"] for m in last[2:]] == ["assistant", "user"] * 6
+    assert all(m["content"].startswith("Moving from the best") for m in last[2::2])
