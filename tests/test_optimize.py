@@ -109,6 +109,8 @@ def test_every_proposal_and_evaluation_is_a_run_of_the_search(fake_openai, db_pa
     outcome = json.loads(outcome)
     assert outcome["best_x"] == result.best_x and outcome["best_score"] == result.best_score
     assert outcome["steps"] == 2 and outcome["stopped"] == "max_steps"
+    assert outcome["evaluations"] == len(history) and outcome["calls"] == 6
+    assert json.loads(metadata)["max_steps"] == 2
 
     results = [json.loads(r) for (r,) in query(db_path, "SELECT result FROM runs")]
     proposals = [r for r in results if r["role"] == "proposal"]

@@ -264,6 +264,10 @@ class _Search:
             "question": s.question,
             "candidates_per_step": s.candidates_per_step,
             "top_k": s.top_k,
+            "max_steps": self.max_steps,
+            "stop_score": s.stop_score,
+            "patience": s.patience,
+            "max_cost": s.max_cost,
             "model": s.model,
             "role": self.role,
         }
@@ -530,18 +534,25 @@ class _Search:
 
     def _cost(self) -> float:
         """What this search's calls cost so far, from the log."""
+        return float(self._usage()["cost"] or 0.0)
+
+    def _usage(self) -> dict[str, Any]:
+        """This search's calls so far, their tokens and cost, from the log."""
         from ..read import Log
 
         assert self.exp is not None and self.exp.id is not None
         store.flush()
         with Log() as log:
-            usage = log.experiment_usage([self.exp.id])[self.exp.id]
-        return float(usage["cost"] or 0.0)
+            return log.experiment_usage([self.exp.id])[self.exp.id]
 
     # the outcome -------------------------------------------------------------------------
 
     def _outcome(self) -> dict[str, Any]:
         best = self.best
+        try:
+            usage = self._usage()
+        except Exception:  # written as the search ends, perhaps on an error: never mask it
+            usage = {"calls": None, "cost": None}
         return {
             "best_score": best.score if best is not None else None,
             "best_x": best.x if best is not None else None,
@@ -549,6 +560,8 @@ class _Search:
             "best_step": self.best_step if best is not None else None,
             "steps": self.step,
             "evaluations": len(self.order),
+            "calls": usage["calls"],
+            "cost": usage["cost"],
             "stopped": self.stopped or "interrupted",
             "reason": self.reason or "The search was interrupted.",
         }
