@@ -29,6 +29,7 @@ from . import (
     evaluation,
     functions,
     memory,
+    meta,
     overhead,
     parallel,
     scale,
@@ -40,7 +41,7 @@ from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation", "search",
+    "evaluation", "meta", "search",
 )
 
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             ("functions", lambda: functions.bench(reps, calls=300 if args.quick else 2_000)),
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
+            ("meta", lambda: meta.bench(reps)),
             ("search", lambda: search.bench(reps, seeds=5 if args.quick else 10,
                                             steps=10 if args.quick else 30)),
         ]

@@ -67,6 +67,8 @@ _LAZY = {
     "CredentialsError": "errors",
     "OptimizerError": "errors",
     "CodeError": "errors",
+    "meta_optimize": "tuning.meta",
+    "MetaOptimization": "tuning.meta",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
@@ -86,6 +88,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Log",
     "Message",
     "MetricError",
+    "MetaOptimization",
     "NotAPromptlogDatabase",
     "OptimizerError",
     "PromptDiff",
@@ -117,6 +120,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "llm_strategy",
     "load_ipython_extension",
     "load_overrides",
+    "meta_optimize",
     "metric",
     "open",
     "optimize",
@@ -166,6 +170,7 @@ if TYPE_CHECKING:
     from .settings import configure
     from .store import db_path, flush
     from .strategies import llm_strategy
+    from .tuning.meta import MetaOptimization, meta_optimize
     from .tuning.search import SearchResult, optimize
 
 

@@ -118,6 +118,7 @@ class LLMFunction:
         name: str | None = None,
         owner: type | None = None,
         skip_first: bool = False,
+        _register: bool = True,
         **bot_options: Any,
     ):
         functools.update_wrapper(self, fn)
@@ -158,11 +159,28 @@ class LLMFunction:
         self._generic = False  # whether the annotations hold TypeVars
         self._plans: dict[Any, _Plan] = {}
         self._bots: dict[Any, SimpleBot] = {}
-        knobs.register(self.name, self, kind="function", knobs=KNOBS, check=self._check)
-        _by_name[self.name] = self
+        if _register:
+            knobs.register(self.name, self, kind="function", knobs=KNOBS, check=self._check)
+            _by_name[self.name] = self
 
     def __repr__(self) -> str:
         return f"<llm_function {self.name}>"
+
+    def calling(self, **bot_options: Any) -> LLMFunction:
+        """This function calling the model (``model_name=`` or ``bot=``) or with the bot
+        options given, for code that picks them when it runs, as an optimiser does for
+        its own functions: the same name, versions and knobs (overrides and
+        :func:`find` still name this one)."""
+        options = dict(self._options)
+        if "bot" in bot_options:
+            options.pop("model_name", None)
+        copy = LLMFunction(
+            self.fn, name=self.name, reasoning=self.reasoning, owner=self._owner,
+            skip_first=self._skip_first, _register=False, **{**options, **bot_options},
+        )
+        if "bot" not in bot_options:
+            copy._system_prompt = self._system_prompt
+        return copy
 
     def __set_name__(self, owner: type, name: str) -> None:
         # Defined in a class body: an unannotated ``self`` is an instance of that class.
