@@ -25,7 +25,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 VENVS = HERE / ".venvs"
 # Each peer is installed into a virtual environment of its own, never into ours.
-PEERS = {"mlflow": ["mlflow"], "llamabot": ["llamabot"]}
+PEERS = {"mlflow": ["mlflow"], "llamabot": ["llamabot"], "dspy": ["dspy"]}
 QUIET_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "PROMPTLOG_PROGRESS": "0",

@@ -30,6 +30,7 @@ from . import (
     functions,
     memory,
     meta,
+    optimizers,
     overhead,
     parallel,
     scale,
@@ -41,7 +42,7 @@ from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation", "meta", "search",
+    "evaluation", "meta", "optimizers", "search",
 )
 
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
             ("meta", lambda: meta.bench(reps)),
+            ("optimizers", lambda: optimizers.bench(reps)),
             ("search", lambda: search.bench(reps, seeds=5 if args.quick else 10,
                                             steps=10 if args.quick else 30)),
         ]

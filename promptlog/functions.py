@@ -343,6 +343,8 @@ class LLMFunction:
                 "output (JSON schema): "
                 + (json.dumps(reply.schema, indent=2, sort_keys=True) if reply else "plain text"),
                 *([f"demos: {len(demos)} ({demos_hash})"] if demos else []),
+                # Each demo on a line of its own, so that a diff shows which changed.
+                *(f"  {_demo_line(demo)}" for demo in demos or ()),
             ]
         )
         return _Plan(
@@ -807,6 +809,10 @@ def _field_names(cls: type) -> list[str]:
 
 def _fields(instance: Any) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in _field_names(type(instance))}
+
+
+def _demo_line(demo: Any) -> str:
+    return json.dumps(demo, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _demos_hash(demos: Any) -> str:

@@ -8,6 +8,8 @@ the question, or one sharing its first word.
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from promptlog import llm_function
 
 WORDS = ["apple", "berry", "cherry", "grape", "lemon", "mango", "olive", "peach"]
@@ -32,3 +34,16 @@ def qa(question: str) -> str:
 
 def exact(example: dict[str, str], prediction: str) -> bool:
     return prediction == example["answer"]
+
+
+class Reply(BaseModel):
+    answer: str
+
+
+@llm_function(temperature=0)
+def answer_structured(question: str, hint: str = "one word") -> Reply:
+    """Answer this question in {{ hint }}: {{ question }}"""
+
+
+def structured_qa(question: str) -> str:
+    return answer_structured(question).answer.strip()

@@ -5,13 +5,24 @@ shows it, or one sharing its first word."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from optimizer_support import DEV, EVERYTHING, PAIRED, TRAIN, answer, exact, qa
+from optimizer_support import (
+    DEV,
+    EVERYTHING,
+    PAIRED,
+    TRAIN,
+    answer,
+    answer_structured,
+    exact,
+    qa,
+    structured_qa,
+)
 
 import promptlog
 from promptlog import optimizers
@@ -43,6 +54,7 @@ def test_zero_shot_scores_nothing_and_labeled_demos_score_everything(stand_in, c
     demos = result.best[answer.name]["demos"]
     assert sorted(d["inputs"]["question"] for d in demos) == sorted(e["question"] for e in TRAIN)
     assert result.significant and "significant" in out
+    assert "labeled k=8" in result._repr_html_()  # in a notebook: the report and candidates
     frame = result.candidates
     assert list(frame["label"]) == ["baseline", "labeled k=8"]
     assert list(frame["demos"]) == [0, 8]
@@ -59,7 +71,9 @@ def test_zero_shot_scores_nothing_and_labeled_demos_score_everything(stand_in, c
     history = log.prompt_history(answer.name)
     assert list(history["version"]) == [1, 2]
     assert list(history["exact"]) == [0.0, 1.0]
-    assert "demos: 8" in str(promptlog.diff(answer.name))
+    diff = str(promptlog.diff(answer.name))
+    assert "+demos: 8 (sha256:" in diff
+    assert '+  {"inputs": {"question": "apple one"}, "output": "APPLE"}' in diff
 
 
 def test_bootstrap_with_an_empty_log_accepts_no_leave_one_out_trace(stand_in):
@@ -132,6 +146,7 @@ def test_random_search_gives_the_same_result_on_one_worker_or_four(stand_in):
     assert one.best == four.best
     assert list(one.candidates["score"]) == list(four.candidates["score"])
     assert one.scores.equals(four.scores)
+    assert one.usage["metric_calls"] == four.usage["metric_calls"]
 
 
 def test_random_search_resumed_makes_no_model_call(stand_in):
@@ -208,3 +223,148 @@ def test_a_program_that_calls_no_typed_function_is_a_clear_error(stand_in):
         optimizers.LabeledFewShot(k=2, metric=lambda e, p: True)
     with pytest.raises(promptlog.OptimizerError, match="max_cost must be a positive number"):
         optimizers.RandomSearch(exact, max_cost=0)
+
+
+def _dspy_turn(question: str) -> str:
+    return f"[[ ## question ## ]]\n{question}"
+
+
+DSPY_ASK = (
+    "\n\nRespond with the corresponding output fields, starting with the field "
+    "`[[ ## answer ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`."
+)
+
+
+def test_the_stand_in_reads_any_layout_of_demos_as_text():
+    model = FollowsExamples(EVERYTHING)
+    system = {"role": "system", "content": "Your input fields are:\n1. `question` (str)"}
+    ask = {"role": "user", "content": _dspy_turn("lemon two") + DSPY_ASK}
+    # DSPy's chat layout, zero-shot: the wrong answer, in the fields asked for.
+    assert model({"messages": [system, ask]}) == (
+        "[[ ## answer ## ]]\nI do not know.\n\n[[ ## completed ## ]]"
+    )
+    # A demo sharing the first word: its reply's layout, with the right answer.
+    demo = [
+        {"role": "user", "content": _dspy_turn("lemon one")},
+        {"role": "assistant", "content": "[[ ## answer ## ]]\nLEMON\n\n[[ ## completed ## ]]"},
+    ]
+    assert model({"messages": [system, *demo, ask]}) == (
+        "[[ ## answer ## ]]\nLEMON\n\n[[ ## completed ## ]]"
+    )
+    # A demo of another first word does not help; a JSON schema asked for is filled in.
+    other = [{"role": "user", "content": "peach one"}, {"role": "assistant", "content": "PEACH"}]
+    assert model({"messages": [*other, {"role": "user", "content": "lemon two"}]}) == (
+        "I do not know."
+    )
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    request = {
+        "messages": [{"role": "user", "content": '{"question": "olive two"}'}],
+        "response_format": {"type": "json_schema", "json_schema": {"schema": schema}},
+    }
+    assert json.loads(model(request)) == {"answer": "I do not know."}
+    assert model.requests == 4
+
+
+def half_credit(example: dict[str, str], prediction: str) -> float:
+    """A metric that is rarely 0: half a point for any answer at all."""
+    return 1.0 if prediction == example["answer"] else 0.5
+
+
+def test_a_threshold_keeps_wrong_answers_out_of_the_demos(stand_in):
+    with pytest.warns(UserWarning, match="not boolean"):
+        loose = optimizers.BootstrapFewShot(metric=half_credit, max_demos=2, max_labeled=4)
+        lax = loose.compile(qa, trainset=TRAIN, valset=DEV, name="lax", quiet=True)
+    assert lax.candidates.loc[1, "label"].startswith("bootstrap: 2 traced")
+    outputs = [d["output"] for d in lax.best_candidate.overrides[answer.name]["demos"]]
+    assert outputs[:2] == ["I do not know."] * 2  # two wrong answers taken as demos
+
+    strict = optimizers.BootstrapFewShot(
+        metric=half_credit, max_demos=2, max_labeled=4, threshold=1.0
+    ).compile(qa, trainset=TRAIN, valset=DEV, name="strict", quiet=True)
+    demos = strict.best[answer.name]["demos"]
+    # Only right answers: the lax search's valset runs that scored 1.0, from the log.
+    assert all(d["output"] == d["inputs"]["question"].split()[0].upper() for d in demos)
+
+
+def test_a_search_stopped_by_its_budget_resumes_where_it_stopped(stand_in):
+    stopped = _random_search(max_metric_calls=30).compile(
+        qa, trainset=PAIRED, valset=DEV, name="rs", quiet=True
+    )
+    assert stopped.stopped == "max_metric_calls" and len(stopped.candidates) < 6
+    before = stand_in.requests
+    resumed = _random_search().compile(
+        qa, trainset=PAIRED, valset=DEV, name="rs", resume=True, quiet=True
+    )
+    assert resumed.stopped == "finished" and len(resumed.candidates) == 6
+    # Only the candidates the first session did not score ran.
+    new = 6 - len(stopped.candidates)
+    assert stand_in.requests - before <= new * len(DEV) + len(PAIRED)
+    fresh = _random_search().compile(qa, trainset=PAIRED, valset=DEV, name="fresh", quiet=True)
+    assert resumed.best == fresh.best
+    assert list(resumed.candidates["score"]) == list(fresh.candidates["score"])
+
+
+def test_repeats_score_each_example_several_times_and_apply_uses_the_best(stand_in):
+    result = optimizers.LabeledFewShot(k=len(TRAIN), metric=exact).compile(
+        qa, trainset=TRAIN, valset=DEV[:3], repeats=2, quiet=True
+    )
+    scores = result.scores
+    assert len(scores) == 2 * 3 * 2 and set(scores["repeat"]) == {0, 1}
+    assert result.comparison is not None and result.comparison.pairing == "example"
+    assert result.candidates.loc[1, "n"] == 6
+    try:
+        result.apply()
+        assert qa("mango two") == "MANGO"  # the demos are in force for the process
+    finally:
+        promptlog.knobs._base.clear()
+    assert qa("mango two") == "I do not know."
+
+
+class AskForInstructions(optimizers.Optimizer):
+    """An optimiser of its own: a proposer model writes instructions, each scored."""
+
+    def search(self, compilation):
+        model = os.environ["PROMPTLOG_MODEL"]
+        proposer = promptlog.SimpleBot("You write instructions.", model_name=model, temperature=0)
+
+        def propose(step: int) -> str:
+            return f"{proposer(f'Instructions number {step}, please.').content} ({step})"
+
+        for instructions in compilation.call(propose, [1, 2], key=lambda step: f"step {step}"):
+            compilation.evaluate({answer: {"template": instructions}}, label=instructions)
+
+
+def test_an_optimiser_of_ones_own_makes_its_calls_in_runs_of_the_optimisation(stand_in):
+    result = AskForInstructions(exact).compile(qa, trainset=TRAIN, name="own", quiet=True)
+    labels = list(result.candidates["label"])
+    assert labels == ["baseline", "I do not know. (1)", "I do not know. (2)"]
+    assert list(result.candidates["prompt_versions"]) == ["answer v1", "answer v2", "answer v3"]
+    log = promptlog.open()
+    own = log.runs(result.experiment_id)
+    assert len(own) == 2 and (own["status"] == "succeeded").all()
+    assert len(log.calls(result.experiment_id)) == 2  # the proposer's, counted in its cost
+    before = stand_in.requests
+    again = AskForInstructions(exact).compile(
+        qa, trainset=TRAIN, name="own", resume=True, quiet=True
+    )
+    assert stand_in.requests == before  # neither the proposals nor the scores are made again
+    assert list(again.candidates["label"]) == labels
+
+
+def test_structured_replies_and_template_variables_come_back_from_the_log(stand_in):
+    # Both inputs go through the template: read back from the example and the default.
+    labeled = [
+        {"inputs": {"question": e["question"]}, "output": {"answer": e["answer"]}} for e in TRAIN
+    ]
+    with promptlog.overrides({answer_structured: {"demos": labeled}}):
+        promptlog.evaluate(structured_qa, TRAIN, metrics=[exact], name="earlier", quiet=True)
+    result = optimizers.BootstrapFewShot(metric=exact, max_demos=8, max_labeled=0).compile(
+        structured_qa, trainset=TRAIN, valset=DEV, name="boot", quiet=True
+    )
+    demos = result.best[answer_structured.name]["demos"]
+    assert demos == [
+        {"inputs": {"question": e["question"], "hint": "one word"},
+         "output": {"answer": e["answer"]}}
+        for e in TRAIN
+    ]  # fmt: skip
+    assert result.best_score == 1.0

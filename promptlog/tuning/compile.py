@@ -246,8 +246,8 @@ class Compilation:
     ``functions`` (full name -> typed function, found by running the program),
     ``baseline``, ``candidates``, ``best``, ``rng``, ``optimizer``. Call:
     :meth:`evaluate` (a candidate on the valset), :meth:`run_program` (the program
-    on examples, with traces), :meth:`map` (the optimiser's own model calls),
-    :meth:`labeled_demos`, :meth:`demos_from_log`, :meth:`passes`.
+    on examples, with traces), :meth:`map` and :meth:`call` (the optimiser's own
+    model calls), :meth:`labeled_demos`, :meth:`demos_from_log`, :meth:`passes`.
     """
 
     def __init__(
@@ -292,7 +292,9 @@ class Compilation:
         self._scores: dict[str, dict[tuple[str, int], tuple[float, str | None]]] = {}
         self._children: dict[str, str] = {}  # key -> a child experiment complete on the valset
         self._program_runs: dict[tuple[str, str, str], ProgramRun] = {}
+        self._values: dict[str, Any] = {}  # call(): key -> value
         self._warned_threshold = False
+        self._checking = True  # whether charge() checks the budgets
         self._log: Log | None = None
 
     # reading ---------------------------------------------------------------------------
@@ -338,6 +340,9 @@ class Compilation:
         sessions of a resumed optimisation scored counts too); raise
         :class:`BudgetExhausted` when one would be exceeded."""
         opt = self.optimizer
+        if not self._checking:
+            self.metric_calls += metric_calls
+            return
         if opt.max_metric_calls is not None and self.metric_calls + metric_calls > (
             opt.max_metric_calls
         ):
@@ -486,6 +491,15 @@ class Compilation:
             options["executor"] = self.executor
         return options
 
+    def _check_executor(self) -> None:
+        if self.executor is None:
+            return
+        if "executor" not in inspect.signature(Experiment).parameters:
+            raise OptimizerError(
+                "This promptlog runs experiments on its own thread pool and takes no "
+                "executor=; leave it out and set max_workers instead."
+            )
+
     def _describe(self, candidate: Candidate) -> None:
         """Read the candidate's prompt versions, cost and calls from the log."""
         if candidate.experiment_id is None:
@@ -564,6 +578,28 @@ class Compilation:
         with self._book.tracing():
             return list(parent.map(fn, list(items)))
 
+    def call(
+        self, fn: Callable[[Any], Any], items: Iterable[Any], *, key: Callable[[Any], str]
+    ) -> list[Any]:
+        """:meth:`map` for steps a resumed optimisation should not make again: each
+        item's value is kept in its run's result under ``key(item)``, and an item whose
+        key an earlier session of this optimisation logged is not run; its value comes
+        from the log. Returns the values in item order (None where ``fn`` failed).
+        ``fn``'s values must be JSON-able."""
+        items = list(items)
+        keys = [key(item) for item in items]
+        todo = [(k, item) for k, item in zip(keys, items, strict=True) if k not in self._values]
+        if todo:
+            self.charge(0)
+
+            def step(pair: tuple[str, Any]) -> dict[str, Any]:
+                return {"step": "call", "key": pair[0], "value": fn(pair[1])}
+
+            for (k, _), run in zip(todo, self.map(step, todo), strict=True):
+                if run.status == "succeeded" and isinstance(run.result, dict):
+                    self._values[k] = run.result["value"]
+        return [self._values.get(k) for k in keys]
+
     def _require_parent(self) -> Experiment:
         if self.parent is None:
             raise OptimizerError("The optimisation has not started: call compile().")
@@ -635,6 +671,7 @@ class Compilation:
             "repeats": self.repeats,
             **opt.settings(),
         }
+        self._check_executor()
         if opt.max_metric_calls is not None and opt.max_metric_calls < self.evaluation_size:
             raise OptimizerError(
                 f"max_metric_calls={opt.max_metric_calls} does not cover one evaluation of the "
@@ -657,15 +694,23 @@ class Compilation:
                     f"{f' × {self.repeats} repeats' if self.repeats > 1 else ''})",
                     file=sys.stdout,
                 )
-            with self._book.tracing():
-                self.evaluate({}, label="baseline")
-                self._find_functions()
-                try:
-                    opt.search(self)
-                except BudgetExhausted as e:
-                    stopped = e.reason
-            result = self._result(stopped)
-            parent.outcome = result.outcome
+            try:
+                with self._book.tracing():
+                    # The baseline is scored whatever the budget has left: a resumed
+                    # search that spent it still needs something to compare with.
+                    self._checking = False
+                    self.evaluate({}, label="baseline")
+                    self._checking = True
+                    self._find_functions()
+                    try:
+                        opt.search(self)
+                    except BudgetExhausted as e:
+                        stopped = e.reason
+                result = self._result(stopped)
+                parent.outcome = result.outcome
+            finally:
+                if self._log is not None:
+                    self._log.close()
         if not self.quiet:
             print(result.report(), file=sys.stdout)
         return result
@@ -676,6 +721,8 @@ class Compilation:
         for run in parent.runs:
             if getattr(run, "status", None) == "succeeded" and isinstance(run.result, dict):
                 result = run.result
+                if result.get("step") == "call":
+                    self._values[result["key"]] = result.get("value")
                 if result.get("step") == "program":
                     done = (result["key"], result["example_id"], result.get("tag", ""))
                     self._program_runs[done] = _program_run(result, None, run.id)
@@ -913,6 +960,11 @@ class CompileResult:
 
     def __repr__(self) -> str:
         return self.report()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.report())}</pre>" + self.candidates.to_html()
 
 
 def _or_none(value: float | None) -> float | None:

@@ -17,6 +17,7 @@ from .compile import Candidate, Compilation, Optimizer
 # DSPy's teacher samples its labelled demos with a fixed seed: every bootstrap of one
 # optimisation runs an example under the same teacher, so the log answers repeats.
 _TEACHER_SEED = 0
+_BATCH = 8  # training examples bootstrapped at a time
 
 
 def _count(value: Any, name: str, *, least: int = 0) -> int:
@@ -159,8 +160,9 @@ class BootstrapFewShot(Optimizer):
             if not wanted() or not todo:
                 break
             failed: list[Example] = []
-            # In batches, so that a search that has its demos stops calling the model.
-            batch = max(compilation.max_workers, max_demos)
+            # In batches, so that a search that has its demos stops calling the model;
+            # of a fixed size, so that it makes the same runs on any number of workers.
+            batch = max(_BATCH, max_demos)
             for start in range(0, len(todo), batch):
                 if not wanted():
                     failed.extend(todo[start:])
