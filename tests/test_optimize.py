@@ -96,6 +96,8 @@ def test_every_proposal_and_evaluation_is_a_run_of_the_search(fake_openai, db_pa
     )
     assert len(threads) > 1  # a step's candidates are evaluated at once, on the workers
     assert result.stopped == "max_steps" and result.steps == 2
+    assert str(result).startswith("Search 'line' (") and result.best_x in str(result)
+    assert "<table" in result._repr_html_()
     history = result.history
     assert list(history.columns[:6]) == ["step", "candidate", "x", "x_hash", "score", "feedback"]
     assert history["step"].tolist()[:2] == [0, 0] and history["step"].max() == 2

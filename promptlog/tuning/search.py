@@ -150,6 +150,26 @@ class SearchResult:
         frame["best_so_far"] = pd.Series(best, dtype="float64")
         return frame
 
+    def __str__(self) -> str:
+        best = "no score" if self.best_score is None else f"best score {self.best_score:.10g}"
+        return (
+            f"Search {self.experiment.name!r} ({self.experiment.id}): {best} after "
+            f"{self.steps} steps, {len(self.tried)} x evaluated; stopped: {self.stopped}. "
+            f"{self.reason}\nbest x:\n{self.best_x}"
+        )
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head, _, best_x = str(self).partition("\nbest x:\n")
+        table = self.history[["step", "candidate", "x", "score", "best_so_far"]].to_html(
+            index=False
+        )
+        return (
+            f"<p><b>{html.escape(head)}</b></p><p>best x:</p><pre>{html.escape(best_x)}</pre>"
+            + table
+        )
+
     @property
     def baseline(self) -> SearchResult | None:
         """The first baseline search, when there is one."""
