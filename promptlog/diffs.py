@@ -129,28 +129,32 @@ class PromptDiff:
     def _repr_html_(self) -> str:
         """The two templates side by side, the changed words marked; lines wrap
         between words."""
-
-        def number(n: int | None) -> str:
-            return f"<td {_NUMBER_CELL}>{'' if n is None else n}</td>"
-
-        rows = "".join(
-            f"<tr>{number(i)}<td {_TEXT_CELL}>{left}</td>"
-            f"{number(j)}<td {_TEXT_CELL}>{right}</td></tr>"
-            for i, left, j, right in _side_by_side(
-                self.a.template.splitlines(), self.b.template.splitlines()
-            )
-        )
-        head = "".join(
-            f'<th colspan="2" class="diff_header" style="text-align: left">'
-            f"{html.escape(self._title(version))}</th>"
-            for version in (self.a, self.b)
-        )
         note = "" if self.changed else " (no change)"
-        return (
-            f"<p><b>{html.escape(self.a.name)}</b>{note}</p>\n"
-            f'<table class="diff" style="table-layout: fixed; width: 100%">'
-            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        return f"<p><b>{html.escape(self.a.name)}</b>{note}</p>\n" + side_by_side_html(
+            self.a.template, self.b.template, self._title(self.a), self._title(self.b)
         )
+
+
+def side_by_side_html(a: str, b: str, title_a: str, title_b: str) -> str:
+    """Two texts as an HTML table side by side, line by line, the changed words
+    marked; lines wrap between words."""
+
+    def number(n: int | None) -> str:
+        return f"<td {_NUMBER_CELL}>{'' if n is None else n}</td>"
+
+    rows = "".join(
+        f"<tr>{number(i)}<td {_TEXT_CELL}>{left}</td>"
+        f"{number(j)}<td {_TEXT_CELL}>{right}</td></tr>"
+        for i, left, j, right in _side_by_side(a.splitlines(), b.splitlines())
+    )
+    head = "".join(
+        f'<th colspan="2" class="diff_header" style="text-align: left">{html.escape(title)}</th>'
+        for title in (title_a, title_b)
+    )
+    return (
+        f'<table class="diff" style="table-layout: fixed; width: 100%">'
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 # A version as a person writes it: a number of up to five digits, bare or as

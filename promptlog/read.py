@@ -980,6 +980,21 @@ class Log:
             )
         ]
 
+    def experiment_kinds(self, experiment_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Experiment id -> its ``kind``, its ``parent_id`` and the parent's name
+        (``parent``), its optimiser (an optimisation's ``metadata["optimiser"]``) and
+        its candidate number (a candidate's ``metadata["candidate"]``)."""
+        return {
+            row[0]: {"kind": row[1], "parent_id": row[2], "parent": row[3], "optimiser": row[4],
+                     "candidate": row[5]}
+            for row in self.conn.execute(
+                f"SELECT e.id, e.kind, e.parent_id, p.name, "
+                f"json_extract(e.metadata, '$.optimiser'), json_extract(e.metadata, '$.candidate') "
+                f"FROM experiments e LEFT JOIN experiments p ON p.id = e.parent_id "
+                f"WHERE e.id IN ({_sql_list(experiment_ids)})"
+            )
+        }  # fmt: skip
+
     def experiment_usage(self, experiment_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Experiment id -> the models its runs called, and its calls, input and
         output tokens and cost (None where no call reported them)."""

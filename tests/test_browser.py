@@ -218,14 +218,20 @@ def test_the_experiments_page_in_a_browser(visit, viewer, tmp_path):
     page = seen.page
     assert page.locator("h1").inner_text() == "Experiments"
     names = page.locator("table.pl-experiments a.pl-experiment-link").all_inner_texts()
-    assert names == ["flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1"]
-    assert page.locator("svg.pl-interval").count() == 3 * 2 + 2 * 2
+    assert names == [
+        "tune-qa", "tune-qa candidate 0", "tune-qa candidate 1", "tune-qa candidate 2",
+        "search-x", "qa-b", "qa-a", "flaky", "exp-b", "exp-a", "demo-job-names-v2",
+        "demo-job-names-v1",
+    ]  # fmt: skip
+    # An interval bar per metric per experiment: the demo's 3, exp-a/b's and qa-a/b's 2,
+    # each candidate's 1 and the search's 1.
+    assert page.locator("svg.pl-interval").count() == 3 * 2 + 2 * 2 + 2 * 2 + 3 + 1
     times = _relative_times(page)
     assert times and all(t == "just now" or t.endswith("ago") for t in times)
     seen.check("experiments.png", tmp_path)
     # Pick two, compare them: the older is A.
-    page.locator("input.pl-pick").nth(1).check()
-    page.locator("input.pl-pick").nth(2).check()
+    page.locator("input.pl-pick").nth(8).check()
+    page.locator("input.pl-pick").nth(9).check()
     page.locator("#pl-compare-button").click()
     page.wait_for_url("**/-/promptlog/compare?**")
     assert page.locator("h1").inner_text() == "exp-a vs exp-b"
@@ -280,6 +286,29 @@ def test_the_compare_page_in_a_browser(visit, viewer, tmp_path):
     page.wait_for_url("**/prompts/promptlog.demo.namer_user#v2")
 
 
+def test_the_compare_page_per_example_in_a_browser(visit, viewer, tmp_path):
+    from ui_support import QA_ORDER
+
+    seen = visit("/-/promptlog/compare?a=qa-a&b=qa-b")
+    page = seen.page
+    rows = page.locator("table.pl-examples tbody tr")
+    assert rows.count() == 5
+    questions = [row.locator("td.pl-example-input").inner_text() for row in rows.all()]
+    assert [q.splitlines()[1].split(" ", 1)[1] for q in questions] == QA_ORDER
+    assert page.locator("tr.pl-example-flips").count() == 1
+    flipped = page.locator("tr.pl-example-flips")
+    assert "What is 7+7?" in flipped.inner_text()
+    # exact on each repeat: A wrong twice, B right on repeat 0 only.
+    assert (flipped.locator(".pl-pass").count(), flipped.locator(".pl-fail").count()) == (1, 3)
+    assert page.locator("svg.pl-difference").count() == 2
+    assert page.locator("table.diff").count() == 1
+    seen.check("compare-examples.png", tmp_path)
+    run = flipped.locator("a.pl-run-link").last
+    run_id = run.get_attribute("title")
+    run.click()
+    page.wait_for_url(f"**/runs/{run_id}")
+
+
 def test_the_prompt_page_in_a_browser(visit, viewer, tmp_path):
     seen = visit("/-/promptlog/prompts/promptlog.demo.namer_user")
     page = seen.page
@@ -293,6 +322,71 @@ def test_the_prompt_page_in_a_browser(visit, viewer, tmp_path):
     prompts.check("prompts.png", tmp_path)
     prompts.page.locator("a.pl-prompt-link", has_text="namer_user").click()
     prompts.page.wait_for_url("**/prompts/promptlog.demo.namer_user")
+
+
+def test_the_optimisation_page_of_a_search_in_a_browser(visit, viewer, tmp_path):
+    seen = visit(f"/-/promptlog/optimizations/{viewer['ids']['search']}")
+    page = seen.page
+    plot = page.locator("svg.pl-progress")
+    assert plot.count() == 1 and plot.locator("circle.pl-point").count() == 10
+    assert plot.locator("path.pl-best-line").count() == 2
+    assert page.locator("table.pl-evaluations > tbody > tr").count() == 10
+    assert page.locator("table.pl-evaluations > tbody > tr.pl-baseline").count() == 3
+    best = page.locator("table.pl-evaluations > tbody > tr", has_text="then check the answer")
+    diff = best.locator("details.pl-x-diff")
+    assert not diff.locator("table.diff").is_visible()
+    diff.locator("summary").click()
+    changed = diff.locator("table.diff td").nth(3).locator(".diff_add, .diff_chg")
+    assert "check" in " ".join(changed.all_inner_texts())
+    seen.check("optimization-search.png", tmp_path)
+    run = page.locator("table.pl-evaluations a.pl-run-link").first
+    run_id = run.get_attribute("title")
+    run.click()
+    page.wait_for_url(f"**/runs/{run_id}")
+
+
+def test_the_optimisation_page_of_a_compile_in_a_browser(visit, viewer, tmp_path):
+    ids = viewer["ids"]
+    seen = visit(f"/-/promptlog/optimizations/{ids['tune']}")
+    page = seen.page
+    assert page.locator("svg.pl-progress circle.pl-point").count() == 3
+    rows = page.locator("table.pl-candidates tbody tr")
+    assert rows.count() == 3 and page.locator("table.pl-candidates svg.pl-interval").count() == 3
+    assert "best" in page.locator("tr#candidate-2").inner_text()
+    changes = page.locator("details.pl-candidate-changes")
+    assert changes.count() == 2 and changes.locator("table.diff").count() == 2
+    # The best candidate's changes are open, the other's folded; a click elsewhere on
+    # the page leaves them as they are.
+    assert changes.nth(1).locator("table.diff").is_visible()
+    assert not changes.nth(0).locator("table.diff").is_visible()
+    page.locator("h1").click()
+    assert changes.nth(1).locator("table.diff").is_visible()
+    seen.check("optimization.png", tmp_path)
+    page.locator("tr#candidate-2 a.pl-version-link", has_text="qa_user v3").click()
+    page.wait_for_url("**/prompts/ui_support.qa_user#v3")
+    page.go_back()
+    page.locator("tr#candidate-2 a.pl-compare-link").click()
+    page.wait_for_url("**/compare?a=*&b=*")
+    assert page.locator("table.pl-examples > tbody > tr").count() == 5
+    page.go_back()
+    page.locator("tr#candidate-1 a.pl-experiment-link").click()
+    page.wait_for_url(f"**/experiments/{ids['tune_1']}")
+    assert page.locator("table.pl-runs td.pl-example-input").count() == 5
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+    # A candidate's page leads back to its optimisation; the list leads to each.
+    page.locator("a.pl-optimization-link", has_text="tune-qa").click()
+    page.wait_for_url(f"**/optimizations/{ids['tune']}#candidate-1")
+    assert seen.errors == []
+    listed = visit("/-/promptlog/optimizations")
+    assert listed.page.locator("table.pl-optimizations tbody tr").count() == 2
+    listed.check("optimizations.png", tmp_path)
+    listed.page.locator("a.pl-optimization-link", has_text="search-x").click()
+    listed.page.wait_for_url(f"**/optimizations/{ids['search']}")
+    # The experiments page marks optimisations and their candidates, and links them.
+    experiments = visit("/-/promptlog")
+    badge = experiments.page.locator("a.pl-optimization-link", has_text="InstructionSearch")
+    badge.click()
+    experiments.page.wait_for_url(f"**/optimizations/{ids['tune']}")
 
 
 def test_the_datasette_tables_fold_descriptions_json_and_sql(visit, viewer, tmp_path):

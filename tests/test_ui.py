@@ -18,6 +18,7 @@ pytest.importorskip("datasette")
 from datasette.app import Datasette  # noqa: E402
 
 import promptlog.ui  # noqa: E402
+from promptlog import Experiment  # noqa: E402
 from promptlog.ui import metadata, register_plugin, split_for_datasette_1  # noqa: E402
 
 TABLES = [
@@ -399,9 +400,11 @@ def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
     assert by_format.json() == as_json.json()
     rows = as_json.json()["experiments"]
     assert [row["experiment"] for row in rows] == [
-        "flaky", "exp-b", "exp-a", "demo-job-names-v2", "demo-job-names-v1",
+        "tune-qa", "tune-qa candidate 0", "tune-qa candidate 1", "tune-qa candidate 2",
+        "search-x", "qa-b", "qa-a", "flaky", "exp-b", "exp-a", "demo-job-names-v2",
+        "demo-job-names-v1",
     ]  # fmt: skip
-    flaky, b, a, v2, v1 = rows
+    flaky, b, a, v2, v1 = rows[7:]
     assert (flaky["runs"], flaky["num_executions"], flaky["failed"]) == (FLAKY_RUNS, 8, 2)
     assert flaky["calls"] == 0 and flaky["metrics"] == {}
     assert v1["models"] == ["promptlog/offline"] and v1["calls"] == 2 * DEMO_RUNS
@@ -422,9 +425,9 @@ def test_the_experiments_page_lists_the_newest_first_with_counts_and_intervals(
         "demo-job-names-v2", "demo-job-names-v1",
     ]  # fmt: skip
     html = page.text
-    assert html.count('class="pl-experiment-link"') == 5
+    assert html.count('class="pl-experiment-link"') == 12
     assert f'href="/-/promptlog/experiments/{viewer_log["a"].id}"' in html
-    assert html.count("<svg") >= 7  # an interval bar per metric per experiment
+    assert html.count("<svg") >= 11  # an interval bar per metric per experiment
     assert f'<time datetime="{flaky["created_at"]}"' in html
     assert 'href="/-/promptlog.json"' in html and 'href="/message_log/experiments"' in html
     assert "5.5" in html and "80.0%" in html
@@ -491,8 +494,63 @@ def test_the_compare_page_gives_the_numbers_of_promptlog_compare_and_the_prompt_
     assert 'class="diff_add"' in text and "short, catchy" in text
     assert 'href="/-/promptlog/prompts/promptlog.demo.namer_user#v2"' in text
     # With nothing chosen: the two pickers, every experiment in each.
-    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * 6
+    assert empty.text.count("<select") == 2 and empty.text.count("<option") == 2 * (1 + 12)
     assert as_json.json()["a"] == a
+    # Neither ran over inputs: no table per example.
+    assert as_json.json()["examples"] is None and "pl-examples" not in html
+
+
+def test_the_compare_page_puts_each_example_side_by_side_most_changed_first(
+    viewer_log, db_path
+):
+    from ui_support import QA_ORDER
+
+    a, b = viewer_log["qa_a"].id, viewer_log["qa_b"].id
+    page, as_json = get(
+        db_path, f"/-/promptlog/compare?a={a}&b={b}", f"/-/promptlog/compare.json?a={a}&b={b}"
+    )
+    assert page.status_code == 200
+    data = as_json.json()
+    assert data["comparison"]["pairing"] == "example"
+    found = data["examples"]
+    examples = found["examples"]
+    assert [e["input"]["question"] for e in examples] == QA_ORDER
+    # The means per side are those promptlog.open().examples gives.
+    expected = promptlog.open().examples(a, b).set_index("input.question")
+    for example in examples:
+        row = expected.loc[example["input"]["question"]]
+        assert example["example_id"] == row["example_id"]
+        for name in ("exact", "closeness"):
+            shown = example["metrics"][name]
+            assert (shown["a"], shown["b"]) == (row[f"{name}_a"], row[f"{name}_b"])
+            assert shown["change"] == row[f"{name}_change"]
+            assert shown["flips"] == row[f"{name}_flips"]
+    three, five, seven, two, _ = examples
+    assert (three["direction"], five["direction"], seven["direction"]) == (
+        "better", "worse", "better",
+    )  # fmt: skip
+    assert (three["change"], five["change"], seven["change"], two["change"]) == (1, 1, 0.5, 0)
+    assert [e["flips"] for e in examples] == [False, False, True, False, False]
+    assert found["counts"] == {"better": 2, "worse": 1, "mixed": 0, "same": 2}
+    assert found["flips"] == 1
+    # Each side's outputs, repeat by repeat, from the runs.
+    runs = promptlog.open().runs([a, b])
+    seven_b = runs[(runs["experiment_id"] == b) & (runs["input.question"] == "What is 7+7?")]
+    assert [(r["repeat_index"], r["result"], r["metrics"]["exact"]) for r in seven["b"]] == [
+        (0, "14", True), (1, "15", False),
+    ]  # fmt: skip
+    assert [r["run_id"] for r in seven["b"]] == seven_b["run_id"].tolist()
+    assert [r["result"] for r in three["a"]] == ["5", "5"]
+    html = page.text
+    assert html.count('<tr class="pl-example ') == 5
+    assert html.count("pl-example-better") == 2 and html.count("pl-example-worse") == 1
+    assert html.count('<span class="pl-flip-badge" title=') == 1
+    assert html.index("What is 3+3?") < html.index("What is 5+5?") < html.index("What is 9+9?")
+    assert f'href="/message_log/runs/{seven["b"][1]["run_id"]}"' in html
+    assert "0% → 50.0%" in html and "100% → 0%" in html
+    # The prompt edit between them, as a diff, above the examples.
+    assert '<table class="diff"' in html and "Think step by step" in html
+    assert html.index('<table class="diff"') < html.index("pl-examples")
 
 
 def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer_log, db_path):
@@ -523,16 +581,20 @@ def test_the_prompt_page_is_a_timeline_of_versions_with_diffs_and_metrics(viewer
     assert html.count('class="pl-plot pl-interval"') == 6  # 3 metrics x 2 versions
     assert f'href="/-/promptlog/experiments/{viewer_log["v1"].id}"' in html
     names = {p["short_name"]: p["versions"] for p in prompts.json()["prompts"]}
-    assert names == {"namer_system": 1, "namer_user": 2}
+    assert names == {"namer_system": 1, "namer_user": 2, "qa_user": 3}
 
 
 def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path):
     paths = {
         "/-/promptlog": "/message_log/experiments",
-        f"/-/promptlog/experiments/{viewer_log['a'].id}": "/message_log/runs",
+        f"/-/promptlog/experiments/{viewer_log['a'].id}":
+            f"/message_log/runs?experiment_id={viewer_log['a'].id}",
         "/-/promptlog/compare?a=exp-a&b=exp-b": "/message_log/experiment_metrics",
         "/-/promptlog/prompts": "/message_log/prompt_versions",
         "/-/promptlog/prompts/promptlog.demo.namer_user": "/message_log/prompt_versions",
+        "/-/promptlog/optimizations": "/message_log/experiments",
+        "/-/promptlog/optimizations/tune-qa":
+            f"/message_log/experiments?parent_id={viewer_log['tune'].id}",
     }
     pages = get(db_path, *paths)
     for (path, table), page in zip(paths.items(), pages, strict=True):
@@ -545,6 +607,16 @@ def test_every_page_links_its_json_and_its_table_and_the_nav(viewer_log, db_path
         assert as_json.status_code == 200 and as_json.headers["content-type"].startswith(
             "application/json"
         ), path
+    # A page about one thing links to its rows: an experiment's runs, an optimisation's
+    # candidates.
+    runs, candidates = get(
+        db_path, f"/message_log/runs.json?experiment_id={viewer_log['a'].id}&_shape=objects",
+        f"/message_log/experiments.json?parent_id={viewer_log['tune'].id}&_shape=objects",
+    )  # fmt: skip
+    assert len(runs.json()["rows"]) == 10
+    assert [r["name"] for r in candidates.json()["rows"]] == [
+        f"tune-qa candidate {i}" for i in (2, 1, 0)
+    ]
     css, js = get(db_path, "/-/promptlog/static/promptlog.css", "/-/promptlog/static/promptlog.js")
     assert css.status_code == js.status_code == 200 and "ago" in js.text
 
@@ -564,8 +636,273 @@ def test_the_viewer_answers_on_an_empty_log(db_path):
     pages = get(
         db_path, "/-/promptlog", "/-/promptlog.json", "/-/promptlog/compare",
         "/-/promptlog/prompts", "/-/promptlog/experiments/nope.json",
+        "/-/promptlog/optimizations", "/-/promptlog/optimizations/nope",
     )  # fmt: skip
-    assert [page.status_code for page in pages] == [200, 200, 200, 200, 404]
+    assert [page.status_code for page in pages] == [200, 200, 200, 200, 404, 200, 404]
+    assert "No optimisation yet" in pages[5].text
     assert "No experiment yet" in pages[0].text
     assert pages[1].json()["experiments"] == []
     assert "No experiment named or with id 'nope'" in pages[4].json()["error"]
+
+
+# --- optimisations ----------------------------------------------------------------
+
+
+def test_the_optimisation_page_of_a_search_shows_each_step_the_best_so_far_and_a_baseline(
+    viewer_log, db_path
+):
+    from ui_support import BASELINE_X, SEARCH_STEPS, SEARCH_X0, instruction_score
+
+    search = viewer_log["search"].id
+    page, as_json, by_name = get(
+        db_path, f"/-/promptlog/optimizations/{search}",
+        f"/-/promptlog/optimizations/{search}.json", "/-/promptlog/optimizations/search-x.json",
+    )  # fmt: skip
+    assert page.status_code == 200
+    data = as_json.json()
+    assert by_name.json() == data
+    assert (data["form"], data["optimiser"], data["metric"], data["minimize"]) == (
+        "search", "OPRO", "score", False,
+    )  # fmt: skip
+    main, baseline = data["series"]
+    tried = [SEARCH_X0, *(x for xs in SEARCH_STEPS for x in xs)]
+    assert [p["y"] for p in main["points"]] == [instruction_score(x) for x in tried]
+    assert [p["x"] for p in main["points"]] == [0, 1, 1, 2, 2, 3, 3]
+    assert [b["y"] for b in main["best"]] == [0, 1, 1, 2, 2, 3, 3]
+    assert baseline["baseline"] and [p["y"] for p in baseline["points"]] == [
+        instruction_score(x) for x in BASELINE_X
+    ]
+    assert [b["y"] for b in baseline["best"]] == [0, 1, 1]
+    # Each evaluation is a run of the search, with the score metric it recorded.
+    runs = promptlog.open().runs(search).set_index("run_id")
+    evaluations = data["evaluations"]
+    assert len(evaluations) == 10 and sum(e["baseline"] for e in evaluations) == 3
+    for e in evaluations:
+        assert runs.loc[e["run_id"], "score"] == e["score"]
+    listed = promptlog.open().optimizations().set_index("name").loc["search-x"]
+    budget = data["budget"]
+    assert (budget["runs"], budget["own_runs"], budget["proposals"]) == (13, 13, 3)
+    assert budget["runs"] == listed["runs"] and budget["calls"] == listed["calls"] == 3
+    assert budget["recorded"] == [
+        {"key": "steps", "value": 3, "limit": 3},
+        {"key": "evaluations", "value": 7, "limit": None},
+    ]
+    assert data["outcome"]["best_x"] == SEARCH_STEPS[-1][0]
+    html = page.text
+    assert html.count('class="pl-plot pl-progress"') == 1
+    assert html.count('class="pl-point"') == 10 and html.count('class="pl-best-line"') == 2
+    # Each x after the first opens to its diff against the first.
+    assert html.count('<details class="pl-fold pl-x-diff">') == 9
+    assert html.count('<table class="diff"') == 9
+    assert f'href="/message_log/runs/{evaluations[-1]["run_id"]}"' in html
+    assert f'href="/-/promptlog/experiments/{search}"' in html
+    assert "steps" in html and "of 3" in html
+
+
+def test_the_optimisation_page_of_a_compile_shows_candidates_scores_diffs_and_budget(
+    viewer_log, db_path
+):
+    tune = viewer_log["tune"].id
+    children = [viewer_log[f"tune_{i}"].id for i in range(3)]
+    page, as_json = get(
+        db_path, f"/-/promptlog/optimizations/{tune}", f"/-/promptlog/optimizations/{tune}.json"
+    )
+    assert page.status_code == 200
+    data = as_json.json()
+    assert (data["form"], data["optimiser"], data["metric"]) == (
+        "candidates", "InstructionSearch", "exact",
+    )  # fmt: skip
+    candidates = data["candidates"]
+    assert [c["experiment_id"] for c in candidates] == children == promptlog.open().children(tune)
+    for c in candidates:
+        summary = promptlog.open().summary(c["experiment_id"]).loc["exact"]
+        assert c["score"]["mean"] == pytest.approx(summary["mean"])
+        assert c["score"]["ci_low"] == pytest.approx(summary["ci_low"])
+    assert [c["score"]["mean"] for c in candidates] == [0.6, 0.8, 1.0]
+    assert [(c["baseline"], c["best"]) for c in candidates] == [
+        (True, False), (False, False), (False, True),
+    ]  # fmt: skip
+    # Each candidate against the baseline: the numbers of promptlog.compare, and the
+    # prompt its overrides changed, as a diff.
+    expected = promptlog.compare(children[0], children[2], ["exact"]).to_dict()
+    assert candidates[2]["vs_baseline"] == expected["metrics"][0]
+    (change,) = candidates[2]["changes"]
+    assert (change["short_name"], change["versions_a"], change["versions_b"]) == (
+        "qa_user", [1], [3],
+    )  # fmt: skip
+    assert "+Check your sum twice" in change["diff"]
+    assert [v["version"] for v in candidates[1]["prompt_versions"]] == [2]
+    points, baseline = data["series"]
+    assert [p["y"] for p in points["points"]] == [0.6, 0.8, 1.0]
+    assert [b["y"] for b in points["best"]] == [0.6, 0.8, 1.0]
+    assert baseline["baseline"] and {b["y"] for b in baseline["best"]} == {0.6}
+    listed = promptlog.open().optimizations().set_index("name").loc["tune-qa"]
+    budget = data["budget"]
+    assert budget["runs"] == 1 + 3 * 5 and budget["candidates"] == listed["candidates"] == 3
+    assert budget["calls"] == listed["calls"] == 1
+    assert {"key": "metric_calls", "value": 15, "limit": 40} in budget["recorded"]
+    html = page.text
+    assert html.count('class="pl-plot pl-progress"') == 1
+    assert html.count('class="pl-point"') == 3
+    assert html.count('class="pl-plot pl-interval"') == 3
+    assert html.count('<table class="diff"') == 2 and "Check your sum twice" in html
+    assert 'href="/-/promptlog/prompts/ui_support.qa_user#v3"' in html
+    for child in children:
+        assert f'href="/-/promptlog/experiments/{child}"' in html
+    assert 'id="candidate-2"' in html and "15" in html and "of 40" in html
+    # Each candidate's difference links to its comparison with the baseline.
+    assert f'href="/-/promptlog/compare?a={children[0]}&amp;b={children[2]}"' in html
+
+
+def test_optimisations_are_listed_marked_and_linked_from_experiments(viewer_log, db_path):
+    tune, search = viewer_log["tune"].id, viewer_log["search"].id
+    listed, experiments, optimisation, candidate, plain, refused = get(
+        db_path, "/-/promptlog/optimizations.json", "/-/promptlog",
+        f"/-/promptlog/experiments/{tune}", f"/-/promptlog/experiments/{viewer_log['tune_1'].id}",
+        f"/-/promptlog/experiments/{viewer_log['a'].id}",
+        f"/-/promptlog/optimizations/{viewer_log['tune_1'].id}.json",
+    )  # fmt: skip
+    rows = listed.json()["optimizations"]
+    records = promptlog.open().optimization_records().dicts()
+    assert [r["experiment_id"] for r in rows] == [r["id"] for r in records] == [tune, search]
+    assert [(r["best_score"], r["candidates"], r["calls"]) for r in rows] == [
+        (1.0, 3, 1), (3.0, 0, 3),
+    ]  # fmt: skip
+    html = experiments.text
+    assert html.count('class="pl-kind-badge pl-optimization-link"') == 2
+    assert f'href="/-/promptlog/optimizations/{tune}"' in html
+    assert html.count('class="pl-kind-badge pl-candidate-link"') == 3
+    assert f'href="/-/promptlog/optimizations/{tune}#candidate-1"' in html
+    assert "candidate 1 of tune-qa" in html
+    assert f'href="/-/promptlog/optimizations/{tune}"' in optimisation.text
+    assert f'href="/-/promptlog/optimizations/{tune}#candidate-1"' in candidate.text
+    # A candidate ran over the questions: each run shows its example's fields.
+    assert candidate.text.count('<td class="pl-example-input">') == 5
+    assert "What is 7+7?" in candidate.text and "<th>Example</th>" in candidate.text
+    assert "<th>Example</th>" not in plain.text
+    assert "pl-optimization-link" not in plain.text
+    assert refused.status_code == 404
+    assert "is not an optimisation; it belongs to optimisation" in refused.json()["error"]
+
+
+def test_a_baseline_kept_as_a_child_search_and_candidates_without_numbers(db_path):
+    from ui_support import score
+
+    def evaluate(item: tuple[int, float]) -> dict[str, float]:
+        step, value = item
+        return {"step": step, "x": f"[{value}, 0]", "score": score(value)}
+
+    main = Experiment("minimise", kind="optimisation", quiet=True,
+                      metadata={"optimiser": "llm_optimize", "minimize": True})  # fmt: skip
+    with main.session():
+        main.map(evaluate, [(0, 5.0), (1, 3.0), (2, 4.0), (3, 1.0)])
+        main.outcome = {"best_score": 1.0}
+        baseline = Experiment("minimise random", kind="optimisation", parent=main, quiet=True,
+                              metadata={"optimiser": "baseline", "minimize": True})  # fmt: skip
+        with baseline.session():
+            baseline.map(evaluate, [(1, 4.0), (2, 2.0), (3, 3.0)])
+        Experiment("minimise best", parent=main, quiet=True).run(lambda: {"best": 1.0})
+    tune = Experiment("tune", kind="optimisation", quiet=True)
+    with tune.session():
+        for i, answer in enumerate(["4", "5"]):
+            promptlog.evaluate(lambda question, a=answer: a, [{"question": "2+2"}],
+                               metrics=[lambda prediction: prediction == "4"],
+                               name=f"tune {i}", parent=tune, quiet=True)  # fmt: skip
+    promptlog.open().status()
+    searched, tuned, tuned_json = get(
+        db_path, "/-/promptlog/optimizations/minimise.json", "/-/promptlog/optimizations/tune",
+        "/-/promptlog/optimizations/tune.json",
+    )  # fmt: skip
+    data = searched.json()
+    assert data["form"] == "search" and data["candidates"] == []
+    own, child = data["series"]
+    assert [b["y"] for b in own["best"]] == [5.0, 3.0, 3.0, 1.0]  # minimised
+    assert (child["label"], child["baseline"]) == ("minimise random", True)
+    assert [b["y"] for b in child["best"]] == [4.0, 2.0, 2.0]
+    assert [o["experiment"] for o in data["others"]] == ["minimise random", "minimise best"]
+    # Its x are JSON data, shown whole, with no diff.
+    assert [e["x"] for e in data["evaluations"]][:2] == ["[5.0, 0]", "[3.0, 0]"]
+    assert all(e["diff_html"] is None for e in data["evaluations"])
+    assert tuned.status_code == 200
+    assert 'id="candidate-1"' in tuned.text and "tune 1" in tuned.text
+    # No outcome recorded: the best score is the best the log holds, and no candidate
+    # without overrides is taken for a baseline.
+    found = tuned_json.json()
+    assert found["outcome"] == {} and found["best_score"] == 1.0
+    assert [(c["candidate"], c["score"]["mean"], c["baseline"], c["best"])
+            for c in found["candidates"]] == [(0, 1.0, False, True), (1, 0.0, False, False)]
+    assert "the optimiser recorded none" in tuned.text
+
+
+def test_the_optimisation_page_of_a_compile_by_promptlog_optimizers(db_path, monkeypatch):
+    from optimizer_support import DEV, EVERYTHING, TRAIN, exact, qa
+
+    from promptlog import optimizers
+    from promptlog.testing import FakeOpenAIServer, FollowsExamples
+
+    with FakeOpenAIServer(responder=FollowsExamples(EVERYTHING), max_seconds=120) as server:
+        monkeypatch.setenv("PROMPTLOG_MODEL", server.model)
+        monkeypatch.setenv("OPENAI_API_BASE", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+        result = optimizers.LabeledFewShot(k=len(TRAIN), metric=exact).compile(
+            qa, trainset=TRAIN, valset=DEV, name="tune-qa", quiet=True
+        )
+    promptlog.open().status()
+    page, as_json = get(
+        db_path, "/-/promptlog/optimizations/tune-qa", "/-/promptlog/optimizations/tune-qa.json"
+    )
+    assert page.status_code == 200
+    data = as_json.json()
+    assert (data["form"], data["optimiser"], data["metric"]) == (
+        "candidates", "LabeledFewShot", "exact",
+    )  # fmt: skip
+    frame = result.candidates
+    shown = data["candidates"]
+    assert [c["experiment_id"] for c in shown] == list(frame["experiment_id"])
+    assert [c["score"]["mean"] for c in shown] == list(frame["score"]) == [0.0, 1.0]
+    assert [(c["baseline"], c["best"]) for c in shown] == [(True, False), (False, True)]
+    assert shown[1]["vs_baseline"]["difference"] == 1.0
+    (change,) = shown[1]["changes"]
+    assert (change["short_name"], change["versions_a"], change["versions_b"]) == (
+        "answer", [1], [2],
+    )  # fmt: skip
+    assert data["best_score"] == result.best_score == 1.0
+    recorded = {item["key"]: item["value"] for item in data["budget"]["recorded"]}
+    assert recorded["metric_calls"] == result.outcome["metric_calls"]
+    assert data["evaluations"] == []  # its own runs are its work, not evaluations
+    html = page.text
+    assert html.count('class="pl-point"') == 2 and '<table class="diff"' in html
+    assert TRAIN[0]["question"] in html  # a demo the candidate added, in its diff
+
+
+def test_a_reflection_loop_is_drawn_per_round_one_point_per_setting(db_path):
+    from ui_support import score
+
+    settings = [{"temperature": 0.7}, {"temperature": 0.2}, {"temperature": 0.4}]
+
+    def task(item: tuple[int, int, int, float]) -> dict[str, Any]:
+        round_, index, which, value = item
+        score(value)
+        return {"role": "task", "round": round_, "index": index,
+                "hyperparameters": settings[which]}  # fmt: skip
+
+    loop = Experiment("reflect", kind="optimisation", quiet=True,
+                      metadata={"optimiser": "meta_optimize", "metric": "fits"})  # fmt: skip
+    with loop.session():
+        loop.map(task, [(0, 0, 0, 0.2), (0, 1, 0, 0.4)])
+        loop.map(lambda i: {"role": "reflection", "round": 0, "index": i}, [0, 1])
+        loop.map(task, [(1, 0, 1, 0.9), (1, 1, 1, 0.7), (1, 2, 2, 0.1), (1, 3, 2, 0.3)])
+        loop.outcome = {"best_score": 0.8, "best_hyperparameters": settings[1], "rounds": 1}
+    promptlog.open().status()
+    page, as_json = get(
+        db_path, "/-/promptlog/optimizations/reflect", "/-/promptlog/optimizations/reflect.json"
+    )
+    data = as_json.json()
+    # Its metadata names the metric function; the runs recorded "score".
+    assert (data["form"], data["metric"], data["step_name"]) == ("search", "score", "round")
+    (series,) = data["series"]
+    assert [(p["x"], round(p["y"], 6)) for p in series["points"]] == [(0, 0.3), (1, 0.8), (1, 0.2)]
+    assert [round(b["y"], 6) for b in series["best"]] == [0.3, 0.8, 0.8]
+    assert len(data["evaluations"]) == 6 and data["budget"]["runs"] == 8
+    assert data["best_x"] == settings[1]
+    assert "score per round" in page.text and "The best hyperparameters" in page.text

@@ -24,7 +24,7 @@ from .routes import PREFIX, routes
 JSON_COLUMNS = frozenset(
     {
         "result", "response_parsed", "hyperparameters", "parameters", "metadata",
-        "environment", "metrics",
+        "environment", "metrics", "outcome",
     }
 )  # fmt: skip
 # Columns holding a prompt version id, shown as ``namer_user v2``.
@@ -165,7 +165,7 @@ def render_cell(value: Any, column: str, database: str, datasette: Any) -> Marku
         else:
             shown = display.number(value)
         return Markup(f'<span title="{value!r}">{escape(shown)}</span>')
-    if column == "experiment_id" and value:
+    if column in ("experiment_id", "parent_id") and value:
         return render_experiment(value, datasette, database)
     if column in TIME_COLUMNS and isinstance(value, str) and value[:1].isdigit():
         return display.when(value)
@@ -221,7 +221,9 @@ def menu_links(datasette: Any) -> list[dict[str, str]]:
     return [
         {"href": datasette.urls.path(PREFIX), "label": "promptlog: experiments"},
         {"href": datasette.urls.path(f"{PREFIX}/prompts"), "label": "promptlog: prompts"},
-    ]
+        {"href": datasette.urls.path(f"{PREFIX}/optimizations"),
+         "label": "promptlog: optimisations"},
+    ]  # fmt: skip
 
 
 # --- read-only ------------------------------------------------------------------

@@ -24,7 +24,14 @@ PREFIX = "/-/promptlog"
 STATIC = {"promptlog.css": "text/css; charset=utf-8", "promptlog.js": "text/javascript"}
 # The datasette table behind each page: its "table" link.
 TABLES = {"experiments": "experiments", "experiment": "runs", "compare": "experiment_metrics",
-          "prompts": "prompt_versions", "prompt": "prompt_versions"}  # fmt: skip
+          "prompts": "prompt_versions", "prompt": "prompt_versions",
+          "optimizations": "experiments", "optimization": "experiments"}  # fmt: skip
+
+# Pages about one thing link to its rows only: (column, the page data's value of it).
+TABLE_FILTERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "experiment": ("experiment_id", lambda data: data["experiment"]["experiment_id"]),
+    "optimization": ("parent_id", lambda data: data["optimization"]["experiment_id"]),
+}
 
 View = Callable[[Any, Any], Awaitable[Response]]
 
@@ -86,6 +93,10 @@ def _view(page: Page) -> View:
         json_url = datasette.urls.path(path.rstrip("/") + ".json") + (
             "?" + urlencode(arguments) if arguments else ""
         )
+        table_url = datasette.urls.table(database.name, TABLES[page.name])
+        if page.name in TABLE_FILTERS:
+            column, value = TABLE_FILTERS[page.name]
+            table_url += "?" + urlencode({column: value(data)})
         context = {
             "page": page,
             "data": data,
@@ -93,7 +104,7 @@ def _view(page: Page) -> View:
             "nav": [p for p in PAGES if "(?P<" not in p.path],
             "prefix": datasette.urls.path(PREFIX),
             "json_url": json_url,
-            "table_url": datasette.urls.table(database.name, TABLES[page.name]),
+            "table_url": table_url,
             "f": display.HELPERS,
             "svg": svg,
         }

@@ -178,6 +178,15 @@ def shared_scale(*intervals: tuple[float | None, ...], kind: str = "float") -> t
     return lo - pad, hi + pad
 
 
+def summary_scale(summaries: Iterable[Mapping[str, Any]]) -> tuple[float, float]:
+    """One axis for the interval bars of several summaries of one metric."""
+    found = list(summaries)
+    kind = next((s["kind"] for s in found if s.get("kind")), "float")
+    return shared_scale(
+        *((s.get("mean"), s.get("ci_low"), s.get("ci_high")) for s in found), kind=kind
+    )
+
+
 def metric_scales(
     groups: Iterable[Mapping[str, Mapping[str, Any]]],
 ) -> dict[str, tuple[float, float]]:
@@ -193,3 +202,113 @@ def metric_scales(
                 (found.get("mean"), found.get("ci_low"), found.get("ci_high"))
             )
     return {name: shared_scale(*found, kind=kinds[name]) for name, found in intervals.items()}
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round values from ``lo`` to ``hi``."""
+    span = hi - lo
+    if span <= 0:
+        return [lo]
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def progress(
+    series: Sequence[Mapping[str, Any]],
+    *,
+    x_label: str,
+    y_label: str,
+    label: str = "",
+    width: int = 760,
+    height: int = 280,
+) -> Markup:
+    """Score against step (or candidate): each series' points (with their 95%
+    interval as a whisker when they have one) and its best-so-far line, a step
+    line that only moves when a point beats it. A series is ``{"label",
+    "baseline": bool, "points": [{"x", "y", "low", "high", "title"}], "best":
+    [{"x", "y"}]}``; a baseline is drawn grey and dashed."""
+    points = [p for s in series for p in s["points"] if _finite(p.get("y"))]
+    if not points:
+        return Markup("")
+    ys = [float(v) for p in points for v in (p["y"], p.get("low"), p.get("high")) if _finite(v)]
+    xs = [float(p["x"]) for p in points]
+    y_lo, y_hi = min(ys), max(ys)
+    pad = (y_hi - y_lo) * 0.08 or abs(y_hi) * 0.1 or 1.0
+    y_lo, y_hi = y_lo - pad, y_hi + pad
+    x_lo, x_hi = min(xs), max(xs)
+    x_lo, x_hi = (x_lo - 0.5, x_hi + 0.5)
+    left, right, top, bottom = 56, 16, 28, 40
+
+    def px(value: float) -> float:
+        return left + (value - x_lo) / (x_hi - x_lo) * (width - left - right)
+
+    def py(value: float) -> float:
+        return top + (y_hi - value) / (y_hi - y_lo) * (height - top - bottom)
+
+    body = ""
+    for tick in _ticks(y_lo, y_hi):
+        body += (
+            f'<line x1="{left}" x2="{width - right}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" '
+            f'stroke="{PALE}"/><text x="{left - 6}" y="{py(tick) + 4:.1f}" font-size="11" '
+            f'fill="{INK}" text-anchor="end">{tick:.4g}</text>'
+        )
+    whole = [t for t in _ticks(x_lo, x_hi, 10) if float(t).is_integer()] or [x_lo]
+    for tick in whole:
+        body += (
+            f'<text x="{px(tick):.1f}" y="{height - bottom + 16}" font-size="11" fill="{INK}" '
+            f'text-anchor="middle">{tick:.0f}</text>'
+        )
+    body += (
+        f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" '
+        f'stroke="{MUTED}"/>'
+        f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" font-size="12" '
+        f'fill="{INK}" text-anchor="middle">{escape(x_label)}</text>'
+        f'<text x="12" y="{top + (height - top - bottom) / 2:.0f}" font-size="12" fill="{INK}" '
+        f'text-anchor="middle" transform="rotate(-90 12 {top + (height - top - bottom) / 2:.0f})">'
+        f"{escape(y_label)}</text>"
+    )
+    legend_x = left
+    shades = {False: [BLUE, "#7c3aed", "#0d9488", "#db2777"], True: [MUTED, "#616e7c", "#cbd2d9"]}
+    seen = {False: 0, True: 0}
+    for s in series:
+        baseline = bool(s.get("baseline"))
+        colour = shades[baseline][seen[baseline] % len(shades[baseline])]
+        seen[baseline] += 1
+        dash = ' stroke-dasharray="5 3"' if s.get("baseline") else ""
+        best = [b for b in s.get("best", []) if _finite(b.get("y"))]
+        if best:
+            path = f"M{px(best[0]['x']):.1f},{py(best[0]['y']):.1f}"
+            for previous, current in zip(best, best[1:], strict=False):
+                path += f" H{px(current['x']):.1f}"
+                if current["y"] != previous["y"]:
+                    path += f" V{py(current['y']):.1f}"
+            body += (
+                f'<path class="pl-best-line" d="{path}" fill="none" stroke="{colour}" '
+                f'stroke-width="2"{dash}/>'
+            )
+        for p in s["points"]:
+            if not _finite(p.get("y")):
+                continue
+            x, y = px(float(p["x"])), py(float(p["y"]))
+            if _finite(p.get("low"), p.get("high")):
+                body += (
+                    f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{py(p["low"]):.1f}" '
+                    f'y2="{py(p["high"]):.1f}" stroke="{colour}" stroke-opacity="0.5" '
+                    f'stroke-width="2"/>'
+                )
+            body += (
+                f'<circle class="pl-point" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}" '
+                f'fill-opacity="0.75"><title>{escape(p.get("title", ""))}</title></circle>'
+            )
+        name = str(s["label"])
+        body += (
+            f'<circle cx="{legend_x + 5}" cy="12" r="4" fill="{colour}"/>'
+            f'<line x1="{legend_x + 12}" x2="{legend_x + 30}" y1="12" y2="12" stroke="{colour}" '
+            f'stroke-width="2"{dash}/>'
+            f'<text x="{legend_x + 36}" y="16" font-size="12" fill="{INK}">{escape(name)}</text>'
+        )
+        legend_x += 56 + 7 * len(name)
+    return _svg(width, height, body, label, "pl-progress")

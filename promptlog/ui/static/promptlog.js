@@ -52,9 +52,24 @@
     }
   }
 
+  // Datasette closes every open <details> on a click outside it (for its menus),
+  // which would fold a page's diffs away at any click: inside the viewer, close
+  // only what lies outside it.
+  function keepFolds() {
+    var root = document.querySelector("div.pl");
+    if (!root) return;
+    root.addEventListener("click", function (event) {
+      event.stopPropagation();
+      document.querySelectorAll("details[open]").forEach(function (node) {
+        if (!root.contains(node) && !node.contains(event.target)) node.open = false;
+      });
+    });
+  }
+
   function start() {
     times();
     tables();
+    keepFolds();
     setInterval(times, 30000);
   }
 
