@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import (
     cache,
+    cluster,
     evaluation,
     functions,
     memory,
@@ -42,7 +43,7 @@ from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation", "meta", "optimizers", "search",
+    "evaluation", "meta", "optimizers", "cluster", "search",
 )
 
 
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
             ("meta", lambda: meta.bench(reps)),
             ("optimizers", lambda: optimizers.bench(reps)),
+            ("cluster", lambda: cluster.bench(reps)),
             ("search", lambda: search.bench(reps, seeds=5 if args.quick else 10,
                                             steps=10 if args.quick else 30)),
         ]

@@ -1,4 +1,4 @@
-"""12. LLM-guided search: OPRO against random search on OPRO's linear regression, and
+"""13. LLM-guided search: OPRO against random search on OPRO's linear regression, and
 what ``promptlog.optimize`` costs per step beyond the model's calls.
 
 Steps to the optimum: 50 points of y = 15x + 14 with fixed noise (one draw per seed),
@@ -127,7 +127,7 @@ def _steps_row(what: str, values: list[int | None]) -> Row:
 
 def bench(reps: int, seeds: int = 10, steps: int = 30) -> Section:
     section = Section(
-        "12. LLM-guided search",
+        "13. LLM-guided search",
         f"`promptlog.optimize` in OPRO's form on OPRO's linear regression (50 points, "
         f"8 candidates a step) with a deterministic stand-in proposer, against random "
         f"search, over {seeds} seeds; and a {steps}-step search in llm_optimize's form on "

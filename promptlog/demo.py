@@ -1,15 +1,18 @@
 """``promptlog demo``: the whole flow on the offline model, in a few seconds.
 
 Two versions of a prompt, an experiment of 20 executions on each, and their
-summaries side by side; then where the log is and how to look inside it. With
-``model`` set (e.g. ``gpt-4o-mini`` and ``OPENAI_API_KEY``) it runs on a real
-model instead.
+summaries side by side; then an optimiser finds a better instruction for the
+namer by itself, and the demo shows the winning version's diff and its paired gain;
+last, where the log is and how to look inside it. With ``model`` set (e.g.
+``gpt-4o-mini`` and ``OPENAI_API_KEY``) it runs on a real model instead, which
+then also writes the instructions the optimiser tries.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +22,9 @@ from .experiments import Experiment, experiment
 from .metrics import metric
 from .offline import MODEL_NAME
 from .prompts import Message, PromptFunction, prompt
+
+if TYPE_CHECKING:
+    from .tuning.compile import CompileResult
 
 NUM_EXECUTIONS = 20
 JOB = "someone who builds full stack AI apps"
@@ -30,6 +36,25 @@ NAMER_USER_VERSIONS = {
         "{{ job_description }}."
     ),
 }
+
+# The jobs the optimiser names in the last act: its validation examples.
+JOBS = [
+    "someone who builds full stack AI apps",
+    "a person who cleans and labels training data",
+    "an engineer who keeps models running in production",
+    "someone who writes prompts for a living",
+    "a researcher who studies how models fail",
+    "a person who turns dashboards into decisions",
+    "an analyst who forecasts sales every week",
+    "someone who teaches teams to use LLMs well",
+    "a developer who builds search for documents",
+    "a scientist who designs A/B tests",
+    "someone who measures what chatbots get wrong",
+    "an engineer who shrinks models to fit phones",
+]
+# What the offline proposer adds to the best instructions so far; a real model writes
+# its own.
+REWRITES = ("Make it descriptive.", "Keep it short.", "Make it catchy.")
 
 
 class JobName(BaseModel):
@@ -95,6 +120,66 @@ def _cell(row: Any) -> str:
     return f"{row['mean']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
 
 
+def offline_proposer(signature: str, attempts: Sequence[tuple[str, float]], n: int) -> list[str]:
+    """The instructions the offline model's optimiser tries: the best so far (the last
+    of the attempts, which come lowest score first) with a sentence added."""
+    best = attempts[-1][0]
+    return [f"{best} {extra}" for extra in REWRITES if extra not in best][:n]
+
+
+def optimise(model: str) -> CompileResult:
+    """The last act: InstructionSearch tunes the namer's instructions, as a typed
+    function, for names of at most two words, on :data:`JOBS`."""
+    from .functions import LLMFunction
+    from .tuning.instructions import InstructionSearch
+
+    def name_job(job_description: str) -> JobName:  # type: ignore[empty-body]
+        """The model implements it."""
+
+    name_job.__doc__ = NAMER_USER_VERSIONS["v1"]
+    namer = LLMFunction(name_job, name=f"{__name__}.name_job", model_name=model, temperature=0)
+
+    def name(job_description: str) -> JobName:
+        return namer(job_description)
+
+    proposer = offline_proposer if model == MODEL_NAME else model
+    search = InstructionSearch(short_name, proposer=proposer, breadth=3, depth=2)
+    return search.compile(name, trainset=[{"job_description": job} for job in JOBS],
+                          name="demo-tune-namer", max_workers=4, quiet=True)  # fmt: skip
+
+
+def show_optimisation(console: Any, result: CompileResult) -> None:
+    """The candidates, the winning version's diff and its paired gain over v1."""
+    from rich.table import Table
+
+    from .diffs import diff
+
+    name = f"{__name__}.name_job"
+    table = Table(title=f"InstructionSearch: each candidate on {len(JOBS)} jobs, mean [95% CI]")
+    for column in ("candidate", "version", "instructions (after the first sentence)", "short_name"):
+        table.add_column(column)
+    original = NAMER_USER_VERSIONS["v1"]
+    for candidate, (_, row) in zip(result.candidates_, result.candidates.iterrows(), strict=True):
+        template = (candidate.overrides.get(name) or {}).get("template", original)
+        added = template[len(original) :].strip() if template.startswith(original) else template
+        cell = f"{row['score']:.0%} [{max(0.0, row['ci_low']):.0%}, {min(1.0, row['ci_high']):.0%}]"
+        table.add_row(f"{candidate.index}{' (best)' if row['best'] else ''}",
+                      row["prompt_versions"], added or "(as written)", cell)  # fmt: skip
+    console.print(table)
+    version = result.best_candidate.prompt_versions.get(name)
+    metric = result.comparison.metrics[0] if result.comparison else None
+    if version is None or metric is None:
+        console.print("No instruction beat the namer's own.")
+        return
+    console.print(f"\nThe winning version, v{version}, against v1:")
+    console.print(diff(name, 1, version).unified, markup=False, highlight=False)
+    console.print(
+        f"Paired by job, short_name gains {metric.difference:+.0%} "
+        f"(95% CI {metric.ci_low:+.0%} to {metric.ci_high:+.0%}, p = {metric.p_value:.2g}, "
+        f"{metric.test}): {'significant' if result.significant else 'not significant'}."
+    )
+
+
 def main(db_path: str | None = None, model: str | None = None,
          num_executions: int = NUM_EXECUTIONS) -> None:
     """Run the demo and print what it logged."""
@@ -123,6 +208,12 @@ def main(db_path: str | None = None, model: str | None = None,
         table.add_row(name, *(_cell(summaries[label].loc[name]) for label in summaries))
     console.print(table)
 
+    console.print(
+        "\n[bold]Last act[/]: an optimiser looks for a better instruction for the namer "
+        "by itself."
+    )
+    show_optimisation(console, optimise(model))
+
     path = store.db_path()
     with read.open(path) as log:
         counts = log.status()
@@ -132,6 +223,7 @@ def main(db_path: str | None = None, model: str | None = None,
         f"Look inside:\n"
         f"  promptlog experiments\n"
         f"  promptlog diff {__name__}.namer_user\n"
+        f"  promptlog optimizations    (and: promptlog diff {__name__}.name_job)\n"
         f"  promptlog compare {experiments['v1'].name} {experiments['v2'].name}\n"
         f"  promptlog ui            (or: datasette {path})\n"
         f"  python -c \"import promptlog; print(promptlog.open().runs())\""

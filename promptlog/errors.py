@@ -120,6 +120,24 @@ class ExperimentFailedError(ExperimentError):
         self.failures: list[Any] = failures or []
 
 
+class ExecutorError(ExperimentError):
+    """An executor cannot run this: a with-block sent to other processes, something
+    that cannot be pickled, logging outside a run on a worker, a worker that died."""
+
+
+class RemoteError(PromptlogError):
+    """An exception raised by an execution on another process that could not be sent
+    back whole: its type's name, message and traceback as text."""
+
+    def __init__(self, type_name: str, message: str, traceback: str = ""):
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.traceback = traceback
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.type_name, str(self).partition(": ")[2], self.traceback))
+
+
 # --- testing ----------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from typing import Any, Literal
 
 from . import datasets
@@ -40,7 +41,7 @@ def evaluate(
     metrics: Iterable[Callable[..., Any]] = (),
     repeats: int = 1,
     name: str | None = None,
-    max_workers: int = 8,
+    max_workers: int | None = None,
     *,
     metadata: dict[str, Any] | None = None,
     progress: bool | None = None,
@@ -49,6 +50,7 @@ def evaluate(
     retry_failed: bool = True,
     cache: bool | Literal["refresh"] | None = None,
     parent: Experiment | str | None = None,
+    executor: Executor | None = None,
 ) -> Experiment:
     """Run ``program`` on each example of ``dataset`` ``repeats`` times, then each
     metric on ``(example, prediction)`` (or on the prediction alone, for a
@@ -61,6 +63,10 @@ def evaluate(
     :class:`Experiment`). ``cache`` answers the program's model requests from the
     response cache, one sample per repeat (see :class:`Experiment`). ``parent``
     is the optimisation this evaluation belongs to, when an optimiser runs it.
+    ``executor`` runs the executions (a ``ProcessPoolExecutor``,
+    ``promptlog.executors.dask(client)`` …) instead of the thread pool; the program,
+    metrics and dataset are then pickled and sent to its workers (see
+    :mod:`promptlog.executors`).
     """
     scorers = [_scorer(fn) for fn in metrics]
     title = name or getattr(program, "__name__", None)
@@ -71,7 +77,7 @@ def evaluate(
     exp = Experiment(
         title, inputs=dataset, repeats=repeats, max_workers=max_workers, metadata=metadata,
         progress=progress, quiet=quiet, resume=resume, retry_failed=retry_failed,
-        cache=cache, parent=parent,
+        cache=cache, parent=parent, executor=executor,
     )
 
     def one(*_: Any, **__: Any) -> Any:  # exp.run hands it the example; taken from the run

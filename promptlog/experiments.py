@@ -32,27 +32,27 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from . import datasets, knobs, store
+from . import datasets, executors, knobs, prompts, settings, store
 from ._plain import as_data, json_default
 from ._version import __version__
 from .context import (
     RunContext,
     current_input,
+    current_overrides,
     current_run,
     reset_current_run,
     set_current_run,
 )
-from .errors import ExperimentError, ExperimentFailedError
-from .redaction import _mask, _redact
+from .errors import ExecutorError, ExperimentError, ExperimentFailedError
+from .redaction import _mask
 from .settings import check_cache_mode
 
 if TYPE_CHECKING:
@@ -222,6 +222,10 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def _name(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
 def _show_progress(progress: bool | None) -> bool:
     if progress is not None:
         return progress
@@ -244,6 +248,12 @@ class Experiment:
     one-line summary printed at the end; ``cache`` answers the bots' requests from
     the response cache (True), or calls the models and replaces the entries
     ("refresh"), unless a bot sets its own (see ``docs/cache.md``).
+
+    ``executor`` (any ``concurrent.futures.Executor``: a ``ProcessPoolExecutor``,
+    ``promptlog.executors.dask(client)`` …) runs the executions of ``exp.run`` and
+    ``exp.map`` instead of the thread pool; other processes send their records back to this
+    one, which alone writes the log (see :mod:`promptlog.executors`). With it,
+    ``max_workers`` bounds the executions submitted at once.
 
     ``inputs`` (a list of examples or a DataFrame) runs each example ``repeats``
     times instead (``len(inputs) × repeats`` executions); ``exp.input`` is the
@@ -279,7 +289,9 @@ class Experiment:
         cache: bool | Literal["refresh"] | None = None,
         kind: str = "experiment",
         parent: Experiment | str | None = None,
+        executor: Executor | None = None,
     ):
+        executors.check(executor, "Experiment")
         if not isinstance(name, str) or not name.strip():
             raise ExperimentError("An experiment needs a name: Experiment(\"job-names\", ...).")
         self.examples: list[datasets.Example] | None = None
@@ -339,6 +351,11 @@ class Experiment:
         self.retry_failed = retry_failed
         self._pending: list[int] | None = None  # resumed: the executions left to run
         self.max_workers = max_workers or DEFAULT_MAX_WORKERS
+        self._max_workers_given = max_workers
+        self.executor = executor
+        self._executor: Executor | None = executor  # this run's (exp.run may change it)
+        self._unwritten: set[str] = set()  # runs sent to other processes, not yet logged
+        self._packed: bytes | None = None  # the body, pickled for other processes
         # Stored with the experiment and every run: values named like secrets are masked.
         self.metadata = _mask(dict(metadata or {}))
         self._overrides = knobs.resolve(overrides) if overrides else None
@@ -376,16 +393,28 @@ class Experiment:
         """The current run's example, in an experiment over inputs (None otherwise)."""
         return current_input()
 
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+    def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        executor: Executor | None = None,
+        **kwargs: Any,
+    ) -> list[Any]:
         """Call ``fn(*args, **kwargs)`` ``num_executions`` times, concurrently, each
         call a run; return the results in execution order (None where one failed).
 
         Over inputs, each call gets its run's example: ``fn(**example)`` when ``fn``
-        takes the example's keys as parameters, else ``fn(example)``."""
+        takes the example's keys as parameters, else ``fn(example)``. ``executor``
+        runs them instead of the experiment's executor (see :class:`Experiment`)."""
+        executors.check(executor, "Experiment.run")
+        self._executor = executor or self.executor
+        body = executors.Call(fn, args, kwargs, on_input=self.examples is not None)
+        if not executors.is_local(self._executor):
+            # Before anything is logged: what cannot travel is a clear error.
+            self._packed = executors.pack(body, f"the function {_name(fn)!r}")
         self._open()
-        keep = self._call_and_keep if self.examples is None else self._call_on_input
         try:
-            self._launch(self._todo(), functools.partial(keep, fn, args, kwargs))
+            self._launch(self._todo(), body)
             self._wait()
         except KeyboardInterrupt:
             self._interrupt()
@@ -509,6 +538,13 @@ class Experiment:
         """Start a block: executions 1 … N-1 of ``code`` on the workers, each in its
         own copy of ``snapshot``, and execution 0 as the caller's current run.
         Returns the token that resets the current run."""
+        if not executors.is_local(self.executor):
+            raise ExecutorError(
+                f"Experiment {self.name!r} has a {type(self.executor).__name__}, which runs "
+                f"executions in other processes, and a with-block's statements and namespace "
+                f"cannot be sent there. Put the block in a function and call "
+                f"exp.run(fn) instead."
+            )
         self._open()
         if code is not None:
             self._launch(self._todo()[1:], lambda: exec(code, dict(snapshot)))  # noqa: S102
@@ -692,6 +728,14 @@ class Experiment:
             self._knobs_token = None
 
     def _launch(self, todo: Sequence[int], body: Callable[[], Any]) -> None:
+        """Start running ``body`` as the executions ``todo``: on threads of this
+        process, or sent to the executor's workers."""
+        if not executors.is_local(self._executor):
+            self._launch_remote(list(todo), body)
+        else:
+            self._launch_local(todo, body)
+
+    def _launch_local(self, todo: Sequence[int], body: Callable[[], Any]) -> None:
         """Start the workers that run ``body`` as the executions ``todo``.
 
         Each worker takes the next execution index until none is left (or Ctrl-C),
@@ -713,8 +757,111 @@ class Experiment:
         workers = min(self.max_workers, len(todo))
         if workers < 1:
             return
+        if self._executor is not None:  # the caller's thread pool
+            self._futures = [self._executor.submit(copy_context().run, work)
+                             for _ in range(workers)]
+            return
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"promptlog:{self.name}")
         self._futures = [self._pool.submit(copy_context().run, work) for _ in range(workers)]
+
+    # executions in other processes ---------------------------------------------
+
+    def _launch_remote(self, indexes: list[int], body: Callable[[], Any]) -> None:
+        """Send executions ``indexes`` of ``body`` to the executor, a window at a
+        time, from one thread of this process that writes each run as it comes
+        back (see :mod:`promptlog.executors`)."""
+        assert self._executor is not None and self.id is not None
+        packed = self._packed or executors.pack(body, "the experiment's function")
+        self._packed = None
+        cache = self.cache if self.cache is not None else settings.cache_mode()
+        layer = current_overrides()
+        job = executors.Job(
+            body=packed,
+            overrides={name: dict(k) for name, k in layer.items()} if layer else None,
+            cache=cache,
+            cache_entries=store.cache.snapshot(self._path()) if cache is True else {},
+        )
+        shared = executors.pack(job, "the experiment")
+        token = executors.job_token(self.id)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"promptlog:{self.name}")
+        self._futures = [
+            self._pool.submit(copy_context().run, self._feed, indexes, token, shared)
+        ]
+
+    def _feed(self, indexes: list[int], token: str, shared: Any) -> None:
+        """Keep a window of executions submitted; write each as it comes back."""
+        executor = self._executor
+        assert executor is not None and self.id is not None
+        window = executors.in_flight(executor, self._max_workers_given)
+        todo = iter(indexes)
+        sent: dict[Future[bytes], Run] = {}
+        try:
+            while not self._interrupted:
+                while len(sent) < window:
+                    index = next(todo, None)
+                    if index is None:
+                        break
+                    run = self._new_run(index)
+                    self._unwritten.add(run.id)
+                    try:
+                        task = executors.Task(
+                            token, store.process_token(), self.id, run.id, index,
+                            None if self.examples is None else executors.pack(
+                                run.input, f"example {run.example_id}"
+                            ),
+                            run.example_id, run.repeat_index,
+                        )
+                        sent[executors.submit(executor, executors.execute, task, shared)] = run
+                    except Exception as error:  # an example that cannot travel, a broken pool
+                        self._receive(run, None, error)
+                if not sent:
+                    return
+                done, _ = wait(sent, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._receive(sent.pop(future), future, None)
+        finally:
+            for future in sent:
+                future.cancel()
+
+    def _receive(
+        self, run: Run, future: Future[bytes] | None, error: BaseException | None
+    ) -> None:
+        """Write a run that came back from another process (or never will: its worker
+        died, or the executor refused it), all of it in one transaction."""
+        shipped = None
+        if future is not None:
+            try:
+                shipped = executors.unpack(future.result())
+            except BaseException as e:  # the worker died, the task was cancelled …
+                error = e
+        if shipped is None and not isinstance(error, ExecutorError):  # ours says why
+            reason = error or ExecutorError("no result")
+            lost = ExecutorError(
+                f"The execution was lost: {type(reason).__name__}: {reason}. Its worker "
+                f"died or the executor gave up on it; run the experiment again with "
+                f"resume=True to rerun it."
+            )
+            lost.__cause__ = reason
+            error = lost
+        elif shipped is not None:
+            executors.settle_versions(shipped, prompts._register)
+            run.started_at = shipped.started_at
+            run.bots.update(shipped.bots)
+            run.prompt_version_ids.update(shipped.prompt_version_ids)
+            run.declared.update(shipped.declared)
+            for name, knobs_used in shipped.overrides.items():
+                run.overrides.setdefault(name, {}).update(knobs_used)
+            run.metrics.update(shipped.metrics)
+            if shipped.has_result:
+                run.set_result(shipped.result)
+            error = shipped.error
+        sink = store.Recorder()
+        self._write_start(run, sink)
+        if shipped is not None:
+            sink.records.extend(shipped.records)
+        if self._end_run(run, error, sink=sink, shipped=shipped):
+            store.put_together(self._db, sink.records)  # type: ignore[arg-type]
+        self._unwritten.discard(run.id)
 
     def _execute(self, index: int, body: Callable[[], Any]) -> None:
         if self._interrupted:
@@ -730,18 +877,6 @@ class Experiment:
         else:
             self._end_run(run, None)
 
-    def _call_and_keep(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
-        value = fn(*args, **kwargs)
-        run = current_run()
-        if run is not None:
-            run.set_result(value)
-
-    def _call_on_input(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
-        value = datasets.call_with(fn, current_input(), args, kwargs)
-        run = current_run()
-        if run is not None:
-            run.set_result(value)
-
     def _place(self, run: Run) -> None:
         """Set the run's example and repeat from its execution index. Example-major:
         executions 0 … repeats-1 are the first example's repeats."""
@@ -751,6 +886,13 @@ class Experiment:
             run.input, run.example_id = example.value, example.id
 
     def _start_run(self, index: int) -> Run:
+        run = self._new_run(index)
+        assert self._db is not None
+        self._write_start(run, self._db)
+        return run
+
+    def _new_run(self, index: int) -> Run:
+        """Execution ``index``'s run, not logged yet."""
         assert self._db is not None and self.id is not None
         run = Run(store.new_id(), self.id, index, self._db)
         run.cache = self.cache
@@ -759,24 +901,38 @@ class Experiment:
             self._place(run)
         with self._lock:
             self.runs.append(run)
+        return run
+
+    def _write_start(self, run: Run, db: Any) -> None:
         store.start_run(
-            self._db,
+            db,
             id=run.id,
-            experiment_id=self.id,
-            execution_index=index,
+            experiment_id=run.experiment_id,
+            execution_index=run.execution_index,
             started_at=run.started_at,
             process=store.process_token(),
             example_id=run.example_id,
             repeat_index=run.repeat_index,
         )
-        return run
 
-    def _end_run(self, run: Run, error: BaseException | None) -> None:
+    def _end_run(
+        self,
+        run: Run,
+        error: BaseException | None,
+        *,
+        sink: Any = None,
+        shipped: executors.Shipped | None = None,
+    ) -> bool:
+        """Record the end of ``run`` (into ``sink`` instead of the writer: a run that
+        executed elsewhere, its ``shipped`` timing and error). False if Ctrl-C had
+        already marked it interrupted."""
         assert self._db is not None
         with self._lock:
             if run.status != "running":
-                return  # marked interrupted by Ctrl-C before it finished; the experiment is over
-            run.duration_s = time.perf_counter() - run._clock
+                return False  # marked interrupted by Ctrl-C before it finished
+            run.duration_s = (
+                shipped.duration_s if shipped is not None else time.perf_counter() - run._clock
+            )
             run.error = error
             if error is None:
                 run.status = "succeeded"
@@ -785,19 +941,22 @@ class Experiment:
         result = result_format = None
         if run.has_result:
             result, result_format = encode_result(run.result)
+        described = (
+            shipped.described if shipped is not None and shipped.described is not None
+            else executors.describe(error) if error is not None
+            else (None, None, None)
+        )
         store.finish_run(
-            self._db,
+            sink if sink is not None else self._db,
             run.id,
             status=run.status,
-            ended_at=store.now(),
+            ended_at=shipped.ended_at if shipped is not None else store.now(),
             duration_s=run.duration_s,
             result=result,
             result_format=result_format,
-            error_type=type(error).__name__ if error is not None else None,
-            error_message=_redact(str(error)) if error is not None else None,
-            traceback=_redact("".join(traceback.format_exception(error)))
-            if error is not None
-            else None,
+            error_type=described[0],
+            error_message=described[1],
+            traceback=described[2],
             hyperparameters={
                 "bots": list(run.bots.values()),
                 "prompt_versions": [
@@ -810,6 +969,7 @@ class Experiment:
         )
         if self._bar is not None:
             self._bar.update(1)
+        return True
 
     def _wait(self) -> None:
         pending = set(self._futures)
@@ -833,6 +993,8 @@ class Experiment:
             for run in unfinished:
                 run.status = "interrupted"
         for run in unfinished:
+            if run.id in self._unwritten:  # sent to another process: logged now
+                self._write_start(run, self._db)
             store.finish_run(self._db, run.id, status="interrupted", ended_at=stamp)
         self._finish(status)
 

@@ -22,6 +22,8 @@ from .tuning.compile import (
     ProgramRun,
 )
 from .tuning.fewshot import BootstrapFewShot, LabeledFewShot, RandomSearch
+from .tuning.instructions import InstructionSearch
+from .tuning.reflective import ReflectiveSearch
 from .tuning.traces import Trace, TraceBook
 
 __all__ = [
@@ -30,10 +32,12 @@ __all__ = [
     "Candidate",
     "Compilation",
     "CompileResult",
+    "InstructionSearch",
     "LabeledFewShot",
     "Optimizer",
     "ProgramRun",
     "RandomSearch",
+    "ReflectiveSearch",
     "Trace",
     "TraceBook",
 ]

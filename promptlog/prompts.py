@@ -104,6 +104,10 @@ _register_lock = threading.Lock()
 
 
 def _register(name: str, role: str, template: str, hash_: str) -> PromptVersion:
+    run = current_run()
+    if run is not None and isinstance(run.db, store.Recorder):
+        # On a worker of an executor: registered by the process that owns the log.
+        return PromptVersion.from_row(run.db.register_prompt_version(name, role, template, hash_))
     path = store.db_path()
     key = (path, name, hash_)
     found = _registered.get(key)

@@ -38,6 +38,9 @@ from .schemas import schema_from_text
 __all__ = [
     "FakeOpenAIServer",
     "FollowsExamples",
+    "Keyword",
+    "Proposer",
+    "Reflector",
     "LocalModelServer",
     "NumericProposer",
     "fetch_test_model",
@@ -649,11 +652,15 @@ class FollowsExamples:
             for found in self._pattern.findall(text)
         }  # fmt: skip
         question = asked[0] if asked else None
-        right = question is not None and (
-            question in shown or _first_word(question) in {_first_word(s) for s in shown}
-        )
+        right = question is not None and self._knows(question, shown, messages, texts)
         answer = self.answers[question] if right and question is not None else self.wrong
         return self._layout(request, messages, texts, last, answer)
+
+    def _knows(
+        self, question: str, shown: set[str], messages: list[dict[str, Any]], texts: list[str]
+    ) -> bool:
+        """Whether the model answers ``question`` right, given the inputs its demos show."""
+        return question in shown or _first_word(question) in {_first_word(s) for s in shown}
 
     def _layout(
         self,
@@ -695,6 +702,127 @@ class FollowsExamples:
             ]
             return "\n\n".join([*parts, "[[ ## completed ## ]]"])
         return answer
+
+
+class Keyword(FollowsExamples):
+    """A stand-in model that answers an input correctly only when its instructions
+    contain ``word``: the instruction-search task in miniature.
+
+        server = FakeOpenAIServer(responder=Keyword(dataset, word="carefully"))
+
+    Like :class:`FollowsExamples` it reads the request as text, whatever its layout
+    (promptlog's typed functions, DSPy's adapters): the known input in the last user
+    message is the question, and the instructions are everything the request says
+    but the model's own turns, so the word counts wherever the prompt puts it (a
+    typed function's template, DSPy's signature instructions). It answers in the
+    format the request asks for; ``requests`` counts the requests it answered.
+    """
+
+    def __init__(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        word: str = "carefully",
+        input: str = "question",
+        output: str = "answer",
+        wrong: str = "I do not know.",
+    ) -> None:
+        super().__init__(examples, input=input, output=output, wrong=wrong)
+        if not word.strip():
+            raise ValueError("Keyword needs a word to look for in the instructions")
+        self.word = word
+        self._word = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
+
+    def _knows(
+        self, question: str, shown: set[str], messages: list[dict[str, Any]], texts: list[str]
+    ) -> bool:
+        return any(
+            self._word.search(text)
+            for message, text in zip(messages, texts, strict=True)
+            if message.get("role") != "assistant"
+        )
+
+
+_FENCED = re.compile(r"```[^\n]*\n(.*?)\n```", re.DOTALL)
+_ATTEMPT = re.compile(r"score (-?[\d.]+|nan):\s*```[^\n]*\n(.*?)\n```", re.DOTALL)
+_PROPOSAL = re.compile(r"\bproposal\s+(\d+)\b", re.IGNORECASE)
+
+
+class Proposer:
+    """A stand-in for the model behind ``optimizers.InstructionSearch``: it reads
+    promptlog's proposer prompt (the attempts so far, each ``score S:`` then its
+    instructions in a fenced block, lowest score first, and the proposal's number)
+    and writes ``suggestions[number - 1]`` (cycling). With ``build_on_best=True`` it
+    writes the last attempt shown (the best, if the attempts come lowest first)
+    followed by the suggestion, as a model improving on the best would.
+
+        server = FakeOpenAIServer(responder=Proposer(["Be brief.", "Think carefully."]))
+
+    ``attempts`` keeps, for each request, the (score, instructions) pairs it was shown.
+    """
+
+    def __init__(self, suggestions: Iterable[str], *, build_on_best: bool = False) -> None:
+        self.suggestions = [str(s) for s in suggestions]
+        if not self.suggestions:
+            raise ValueError("Proposer needs at least one suggestion")
+        self.build_on_best = build_on_best
+        self.attempts: list[list[tuple[float, str]]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def requests(self) -> int:
+        with self._lock:
+            return len(self.attempts)
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        text = _last_user_text(request)
+        shown = [(float(score), body.strip()) for score, body in _ATTEMPT.findall(text)]
+        with self._lock:
+            self.attempts.append(shown)
+        found = _PROPOSAL.search(text)
+        number = int(found.group(1)) if found else 1
+        suggestion = self.suggestions[(number - 1) % len(self.suggestions)]
+        if self.build_on_best and shown:
+            return f"{shown[-1][1]} {suggestion}"
+        return suggestion
+
+
+class Reflector:
+    """A stand-in for the reflection model behind ``optimizers.ReflectiveSearch``: it
+    reads promptlog's reflection prompt (the current instructions in its first fenced
+    block, then the calls with their feedback) and, when the feedback matches
+    ``failing`` (a regular expression), replies with the instructions plus
+    ``addition`` (default ``"Work <word>."``); otherwise with the instructions
+    unchanged, as a model that sees nothing to fix would.
+
+        server = FakeOpenAIServer(responder=Reflector("carefully", failing="wrong"))
+    """
+
+    def __init__(self, word: str, *, failing: str = "wrong", addition: str | None = None) -> None:
+        self.word = word
+        self.addition = addition if addition is not None else f"Work {word}."
+        self._failing = re.compile(failing, re.IGNORECASE)
+        self.requests = 0
+        self.failing_seen = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: dict[str, Any]) -> str:
+        text = _last_user_text(request)
+        fenced = _FENCED.search(text)
+        current = fenced.group(1).strip() if fenced else ""
+        rest = text[fenced.end():] if fenced else text
+        failing = bool(self._failing.search(rest))
+        with self._lock:
+            self.requests += 1
+            self.failing_seen += failing
+        if failing and self.word.lower() not in current.lower():
+            return f"{current} {self.addition}".strip()
+        return current
+
+
+def _last_user_text(request: dict[str, Any]) -> str:
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+    users = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+    return users[-1] if users else ""
 
 
 def _text_of(content: Any) -> str:

@@ -15,6 +15,8 @@ NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 EXPECTED_HTML = {
     "experiments.ipynb": ["name_length", "short_name"],
     "reading.ipynb": ["diff_add", "McNemar exact"],  # the side-by-side diff, the comparison
+    # The candidates table, the winning version's diff, the paired comparison.
+    "optimize.ipynb": ["prompt_versions", "diff_add", "McNemar exact"],
 }
 
 

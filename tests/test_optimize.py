@@ -447,3 +447,24 @@ def test_llm_optimizes_conversation_finds_the_line_one_proposal_at_a_time(fake_o
     assert [m["role"] for m in last[:2]] == ["system", "user"]
     assert [m["role"] for m in last[2:]] == ["assistant", "user"] * 6
     assert all(m["content"].startswith("Moving from the best") for m in last[2::2])
+
+
+def test_an_executor_runs_the_proposals_and_evaluations(fake_openai):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake_openai.responder = NumericProposer(seed=5)
+    loss, starts = linear_regression(0)
+    threads = set()
+
+    def f(x):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return loss(x)
+
+    with ThreadPoolExecutor(3, thread_name_prefix="mine") as pool:
+        result = promptlog.optimize(f, starts, task=TASK, bot=proposer_bot(fake_openai),
+                                    candidates_per_step=3, max_steps=2, minimize=True,
+                                    executor=pool, name="line")  # fmt: skip
+    assert result.steps == 2 and threads and all(t.startswith("mine") for t in threads)
+    assert result.experiment.executor is pool

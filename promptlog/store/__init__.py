@@ -8,7 +8,9 @@
   errors that reach the user);
 - :mod:`.records`: one typed function per kind of record (``log_call``,
   ``start_run``, ``finish_run`` …), where each table's columns are known;
-- :mod:`.cache`: looking up and clearing the response cache.
+- :mod:`.cache`: looking up and clearing the response cache;
+- :mod:`.recorder`: the writer's stand-in on a worker of an executor, which keeps
+  an execution's records to be sent back.
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ from .connection import (
     configure,
     connect_readonly,
     db_path,
+    forbid_opening,
     open_for_writing,
     transaction,
 )
 from .ids import new_id, now, process_alive, process_token
 from .prompt_versions import prompt_versions, register_prompt_version
+from .recorder import Recorder, ShippedVersion
 from .records import (
     finish_experiment,
     finish_run,
     log_call,
     put_cache_entry,
+    put_together,
     record_cache_hit,
     record_example,
     record_metric,
@@ -54,6 +59,7 @@ __all__ = [
     "finish_experiment",
     "finish_run",
     "flush",
+    "forbid_opening",
     "cache",
     "log_call",
     "migrations",
@@ -64,12 +70,15 @@ __all__ = [
     "process_token",
     "prompt_versions",
     "put_cache_entry",
+    "put_together",
+    "Recorder",
     "record_cache_hit",
     "record_example",
     "Resumed",
     "resume",
     "record_metric",
     "register_prompt_version",
+    "ShippedVersion",
     "start_experiment",
     "start_run",
     "transaction",

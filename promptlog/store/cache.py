@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .connection import _connect
-from .records import as_json
+from .records import CachedReply, as_json
 from .writers import Writer, writer
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
 
 _SELECT = (
     "SELECT response_text, response_parsed, input_tokens, output_tokens, cost "
@@ -25,17 +27,6 @@ _SELECT = (
 )
 _local = threading.local()
 _CONNECTIONS_PER_THREAD = 4
-
-
-@dataclass(frozen=True, slots=True)
-class CachedReply:
-    """What a cache entry keeps of a reply. ``response_parsed`` is JSON text."""
-
-    response_text: str | None
-    response_parsed: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cost: float | None
 
 
 def _reader(db: Writer) -> sqlite3.Connection:
@@ -57,8 +48,12 @@ def _reader(db: Writer) -> sqlite3.Connection:
     return conn
 
 
-def lookup(db: Writer, key: str) -> CachedReply | None:
-    """The reply kept under ``key`` in ``db``'s file (or queued for it), or None."""
+def lookup(db: Writer | Recorder, key: str) -> CachedReply | None:
+    """The reply kept under ``key`` in ``db``'s file (or queued for it), or None.
+    On a worker of an executor ``db`` is a :class:`~.recorder.Recorder`, which
+    answers from the entries shipped to it and never opens the file."""
+    if not isinstance(db, Writer):
+        return db.lookup(key)
     pending = db.pending_cache.get(key)
     if pending is not None:
         return CachedReply(
@@ -67,6 +62,22 @@ def lookup(db: Writer, key: str) -> CachedReply | None:
         )
     row = _reader(db).execute(_SELECT, (key,)).fetchone()
     return None if row is None else CachedReply(*row)
+
+
+def snapshot(path: Path) -> dict[str, CachedReply]:
+    """Every entry of the response cache in the log at ``path``, by key: what is
+    shipped to the workers of an executor, which never open the file."""
+    db = writer(path)
+    db.flush()  # entries queued so far are in it
+    conn = _connect(path, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT key, response_text, response_parsed, input_tokens, output_tokens, cost "
+            "FROM cache"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {key: CachedReply(*values) for key, *values in rows}
 
 
 def clear(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import DatabaseError, NotAPromptlogDatabase, SchemaTooNewError
+from ..errors import DatabaseError, ExecutorError, NotAPromptlogDatabase, SchemaTooNewError
 from . import migrations
 from .ids import now, process_alive
 
@@ -98,9 +98,23 @@ def _check_header(path: Path) -> None:
         )
 
 
+# Set in a process that runs executions for an experiment of another process: that
+# process alone writes the log, so this one must never open it (see forbid_opening).
+_forbidden: str | None = None
+
+
+def forbid_opening(reason: str) -> None:
+    """From now on, opening any log in this process raises :class:`ExecutorError`
+    saying ``reason``: a worker of an executor sends its records back instead."""
+    global _forbidden
+    _forbidden = reason
+
+
 def _connect(
     path: Path, *, readonly: bool = False, immutable: bool = False
 ) -> sqlite3.Connection:
+    if _forbidden is not None:
+        raise ExecutorError(f"Cannot open the log at {path} here: {_forbidden}")
     _check_header(path)
     if readonly:
         uri = f"{path.as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"

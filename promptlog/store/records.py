@@ -24,6 +24,7 @@ class Writer(Protocol):
 
     def put(self, record: Record) -> None: ...
 
+
 _encode_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
@@ -56,6 +57,8 @@ def _escape(value: Any, json_text: bool = False) -> Any:
 def escaped(record: Record) -> Record:
     """A copy of ``record`` that SQLite can store: lone surrogates escaped (see
     :func:`_escape`). Used only for a batch that failed on one."""
+    if isinstance(record, Together):
+        return Together(tuple(escaped(item) for item in record.records), record.size)
     values = []
     for field in fields(record):
         value = getattr(record, field.name)
@@ -318,6 +321,17 @@ class CacheEntry:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CachedReply:
+    """What a cache entry keeps of a reply. ``response_parsed`` is JSON text."""
+
+    response_text: str | None
+    response_parsed: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+
+
 @dataclass(slots=True)
 class CacheHit:
     """A call answered from the cache entry ``key``."""
@@ -336,6 +350,17 @@ class CacheHit:
         return (self.at, self.key)
 
 
+@dataclass(slots=True)
+class Together:
+    """Records written in one transaction, whatever else is waiting: a run that
+    executed in another process, shipped back whole (see :func:`put_together`)."""
+
+    records: tuple[Record, ...]
+    size: int = 0
+
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+
 Record = (
     ExperimentStart
     | ExperimentEnd
@@ -346,6 +371,7 @@ Record = (
     | Metric
     | CacheEntry
     | CacheHit
+    | Together
 )
 
 
@@ -494,3 +520,9 @@ def put_cache_entry(
 def record_cache_hit(writer: Writer, key: str, at: str) -> None:
     """Count a call answered from the cache entry ``key``."""
     writer.put(CacheHit(key, at))
+
+
+def put_together(writer: Writer, records: Iterable[Record]) -> None:
+    """Write ``records`` in one transaction: all of them or, after a crash, none."""
+    kept = tuple(records)
+    writer.put(Together(kept, sum(record.size for record in kept)))

@@ -33,6 +33,7 @@ from .records import (
     Record,
     RunEnd,
     RunStart,
+    Together,
     escaped,
 )
 
@@ -308,6 +309,7 @@ class Writer:
                 return batch
             # A record that can never be written (it breaks a constraint): write
             # the others one by one, and drop it.
+            batch = _spread(batch)
             for index, record in enumerate(batch):
                 error = self._attempt([record], escape=True)
                 if error is None:
@@ -351,7 +353,7 @@ class Writer:
     def _handled(self, batch: list[_Item]) -> None:
         size = 0
         flushed = []
-        for record in batch:
+        for record in _spread(batch):
             size += record.size
             if type(record) is CacheEntry:
                 if self.pending_cache.get(record.key) is record:
@@ -416,7 +418,7 @@ class Writer:
         experiment_updates: list[ExperimentEnd] = []
         cache_entries: list[CacheEntry] = []
         cache_hits: list[CacheHit] = []
-        for record in batch:
+        for record in _spread(batch):
             kind = type(record)
             if kind is Call:
                 calls.append(record)  # type: ignore[arg-type]
@@ -481,6 +483,20 @@ class Writer:
             task.future.set_exception(e)
         else:
             task.future.set_result(result)
+
+
+def _spread(batch: list[_Item]) -> list[_Item]:
+    """``batch`` with the records of each :class:`Together` in its place (they are
+    then in the batch's one transaction)."""
+    if not any(type(item) is Together for item in batch):
+        return batch
+    spread: list[_Item] = []
+    for item in batch:
+        if isinstance(item, Together):
+            spread.extend(item.records)
+        else:
+            spread.append(item)
+    return spread
 
 
 _writers: dict[Path, Writer] = {}

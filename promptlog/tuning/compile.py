@@ -446,7 +446,7 @@ class Compilation:
             "candidate": candidate.index,
             "label": candidate.label,
             "overrides": candidate.overrides,
-            "key": candidate.key,
+            "digest": candidate.key,  # not "key": metadata under a secret-like name is masked
         }
         child = Experiment(
             f"{self.name} candidate {candidate.index}",
@@ -734,7 +734,8 @@ class Compilation:
         if not children:
             return
         keys = {
-            child: self.log.experiment_details(child)["metadata"].get("key") for child in children
+            child: self.log.experiment_details(child)["metadata"].get("digest")
+            for child in children
         }
         complete: dict[str, set[tuple[str, int]]] = {}
         for row in self.log.scored_runs(children, self.optimizer.metric_name).dicts():

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import math
 import random
 import sys
@@ -295,17 +294,10 @@ class _Search:
             metadata["baseline"] = self.proposer if isinstance(self.proposer, str) else getattr(
                 self.proposer, "__qualname__", "function"
             )
-        options: dict[str, Any] = {}
-        if s.executor is not None:
-            if "executor" not in inspect.signature(Experiment).parameters:
-                raise OptimizerError(
-                    "This promptlog's Experiment takes no executor; leave executor=None."
-                )
-            options["executor"] = s.executor
         return Experiment(
             self.name, kind="optimisation", parent=self.parent, metadata=metadata,
             max_workers=s.max_workers, resume=self.resume, quiet=True, progress=False,
-            **options,
+            executor=s.executor,
         )  # fmt: skip
 
     def run(self) -> SearchResult:
@@ -684,7 +676,9 @@ class _Optimize:
         scores (``baseline=fn`` proposes with ``fn(random.Random) -> x`` instead);
         ``repeats`` runs that many independent searches of each, and
         ``result.comparison`` compares their best scores (``promptlog.compare``).
-        Each search prints a line saying what it found, unless ``quiet``.
+        ``executor`` (a ``concurrent.futures.Executor``, see ``Experiment``) runs the
+        proposals and evaluations instead of the search's own threads (``max_workers``
+        of them). Each search prints a line saying what it found, unless ``quiet``.
         """
         settings = _settings(
             f, x0, task=task, question=question, model_name=model_name, bot=bot,
