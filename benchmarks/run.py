@@ -4,7 +4,7 @@
     python -m benchmarks --quick         # fewer repetitions and smaller logs: a smoke run
     python -m benchmarks --only overhead,startup
 
-MLflow and llamabot are installed into virtual environments of their own under
+MLflow, llamabot and DSPy are installed into virtual environments of their own under
 benchmarks/.venvs/ on first use (pip; nothing else needs the network). The large
 logs are written to a temporary folder and removed at the end (--keep-logs DIR
 keeps them there, and reuses them on the next run).
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             ("cache", lambda: cache.bench(reps, calls=300 if args.quick else 2_000)),
             ("evaluation", lambda: evaluation.bench(reps, examples=200 if args.quick else 1_000)),
             ("meta", lambda: meta.bench(reps)),
-            ("optimizers", lambda: optimizers.bench(reps)),
+            ("optimizers", optimizers.bench),
             ("cluster", lambda: cluster.bench(reps)),
             ("search", lambda: search.bench(reps, seeds=5 if args.quick else 10,
                                             steps=10 if args.quick else 30)),
@@ -105,11 +106,52 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if args.keep_logs is None:
             shutil.rmtree(folder, ignore_errors=True)
-    text = render(sections, time.perf_counter() - started, args, machine)
+    seconds = time.perf_counter() - started
+    text = render(sections, seconds, args, machine)
+    partial = chosen != list(BENCHMARKS) and not args.quick
+    if partial and args.output == HERE / "results.md" and args.output.exists():
+        # Some sections measured again: put them into the complete run's file.
+        stamp = (f"_Measured on its own by `python -m benchmarks --only {','.join(chosen)}` "
+                 f"on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in "
+                 f"{seconds / 60:.0f} min: {machine}._")
+        text = merge(args.output.read_text(), text, stamp)
     args.output.write_text(text)
     print(f"\nwrote {args.output}")
     if not args.quick and chosen == list(BENCHMARKS) and args.output == HERE / "results.md":
         _update_docs(text)
+
+
+def merge(current: str, fresh: str, stamp: str) -> str:
+    """The results file ``current`` with the sections of ``fresh`` (and their goals)
+    in place of its own, each marked with ``stamp``; its other sections kept."""
+    head, goals, blocks = _parts(current)
+    _, fresh_goals, fresh_blocks = _parts(fresh)
+    for number, block in fresh_blocks.items():
+        title, _, body = block.partition("\n")
+        blocks[number] = f"{title}\n\n{stamp}\n{body}"
+        goals[number] = fresh_goals.get(number, [])
+    table = ["| section | measured | goal | met |", "|---|---|---|---|"]
+    table += [line for number in sorted(goals) for line in goals[number]]
+    sections = [blocks[number] for number in sorted(blocks)]
+    return "\n".join([head, "## Goals", "", *table, "", "\n\n".join(sections)]) + "\n"
+
+
+def _parts(text: str) -> tuple[str, dict[int, list[str]], dict[int, str]]:
+    """A results file's heading and first paragraph, its goals' rows by section
+    number, and its sections by number."""
+    head, _, rest = text.partition("\n## Goals\n")
+    pieces = re.split(r"\n(?=## \d+\. )", rest)
+    goals: dict[int, list[str]] = {}
+    for line in pieces[0].splitlines():
+        found = re.match(r"\| (\d+)\. ", line)
+        if found:
+            goals.setdefault(int(found[1]), []).append(line)
+    blocks = {}
+    for piece in pieces[1:]:
+        found = re.match(r"## (\d+)\. ", piece)
+        if found:
+            blocks[int(found[1])] = piece.strip("\n")
+    return head, goals, blocks
 
 
 def _update_docs(text: str) -> None:

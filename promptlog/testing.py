@@ -757,7 +757,11 @@ class Proposer:
 
         server = FakeOpenAIServer(responder=Proposer(["Be brief.", "Think carefully."]))
 
-    ``attempts`` keeps, for each request, the (score, instructions) pairs it was shown.
+    It also reads DSPy's COPRO (its ``attempted_instructions``, "Instruction #i" and
+    "Resulting Score #i", worst first), whose requests give no number: there the
+    number is how many requests it has answered, this one included, and the reply is
+    in DSPy's field markers. ``attempts`` keeps, for each request, the (score,
+    instructions) pairs it was shown.
     """
 
     def __init__(self, suggestions: Iterable[str], *, build_on_best: bool = False) -> None:
@@ -775,14 +779,26 @@ class Proposer:
 
     def __call__(self, request: dict[str, Any]) -> str:
         text = _last_user_text(request)
-        shown = [(float(score), body.strip()) for score, body in _ATTEMPT.findall(text)]
+        dspy = _DSPyCall.read(request)
+        if dspy is not None:  # COPRO's: "Instruction #1: …", "Resulting Score #1: …"
+            attempted = dspy.inputs.get("attempted_instructions", "")
+            scores = dict(_DSPY_SCORE.findall(attempted))
+            shown = [(float(scores.get(n, "nan")), body.strip())
+                     for n, body in _DSPY_ATTEMPT.findall(attempted)]  # fmt: skip
+        else:
+            shown = [(float(score), body.strip()) for score, body in _ATTEMPT.findall(text)]
         with self._lock:
             self.attempts.append(shown)
-        found = _PROPOSAL.search(text)
-        number = int(found.group(1)) if found else 1
+            answered = len(self.attempts)
+        found = _PROPOSAL.search(text) if dspy is None else None
+        # The proposal's number, or, where the prompt gives none, how many it has written.
+        number = int(found.group(1)) if found else answered
         suggestion = self.suggestions[(number - 1) % len(self.suggestions)]
         if self.build_on_best and shown:
-            return f"{shown[-1][1]} {suggestion}"
+            suggestion = f"{shown[-1][1]} {suggestion}"
+        if dspy is not None:
+            return dspy.reply({name: "Answer:" if "prefix" in name else suggestion
+                               for name in dspy.outputs})  # fmt: skip
         return suggestion
 
 
@@ -792,7 +808,9 @@ class Reflector:
     block, then the calls with their feedback) and, when the feedback matches
     ``failing`` (a regular expression), replies with the instructions plus
     ``addition`` (default ``"Work <word>."``); otherwise with the instructions
-    unchanged, as a model that sees nothing to fix would.
+    unchanged, as a model that sees nothing to fix would. It also reads DSPy's GEPA
+    (``current_instruction``, then ``examples_with_feedback``) and replies in the layout
+    that request asks for (a JSON object or DSPy's field markers).
 
         server = FakeOpenAIServer(responder=Reflector("carefully", failing="wrong"))
     """
@@ -807,16 +825,65 @@ class Reflector:
 
     def __call__(self, request: dict[str, Any]) -> str:
         text = _last_user_text(request)
-        fenced = _FENCED.search(text)
-        current = fenced.group(1).strip() if fenced else ""
-        rest = text[fenced.end():] if fenced else text
+        dspy = _DSPyCall.read(request)
+        if dspy is not None:  # GEPA's: current_instruction, examples_with_feedback
+            current = dspy.inputs.get("current_instruction", "")
+            rest = "\n".join(v for k, v in dspy.inputs.items() if k != "current_instruction")
+        else:
+            fenced = _FENCED.search(text)
+            current = fenced.group(1).strip() if fenced else ""
+            rest = text[fenced.end():] if fenced else text
         failing = bool(self._failing.search(rest))
         with self._lock:
             self.requests += 1
             self.failing_seen += failing
+        new = current
         if failing and self.word.lower() not in current.lower():
-            return f"{current} {self.addition}".strip()
-        return current
+            new = f"{current} {self.addition}".strip()
+        return dspy.reply({name: new for name in dspy.outputs}) if dspy is not None else new
+
+
+_DSPY_OUTPUTS = re.compile(r"^\d+\. `(\w+)`", re.MULTILINE)
+_DSPY_SECTION = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\[\[ ## \w+ ## \]\]|\Z)", re.DOTALL)
+_DSPY_ASK = re.compile(r"\n*Respond with (?:the corresponding output fields|a JSON object)\b.*\Z",
+                       re.DOTALL)
+_DSPY_ATTEMPT = re.compile(r"Instruction #(\d+): (.*?)»", re.DOTALL)
+_DSPY_SCORE = re.compile(r"Resulting Score #(\d+): (-?[\d.]+)")
+
+
+@dataclass
+class _DSPyCall:
+    """A request laid out by DSPy's chat or JSON adapter: the input fields of its last
+    user message (``[[ ## name ## ]]`` sections), the output fields its system message
+    lists, and whether the reply must be a JSON object rather than field markers."""
+
+    inputs: dict[str, str]
+    outputs: list[str]
+    as_json: bool
+
+    @classmethod
+    def read(cls, request: dict[str, Any]) -> _DSPyCall | None:
+        messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+        system = next(
+            (_text_of(m.get("content")) for m in messages if m.get("role") == "system"), ""
+        )
+        if "Your output fields are:" not in system:
+            return None
+        listed = system.split("Your output fields are:", 1)[1].split("All interactions", 1)[0]
+        last = _last_user_text(request)
+        inputs = {
+            name: value.strip() for name, value in _DSPY_SECTION.findall(_DSPY_ASK.sub("", last))
+        }
+        response_format = request.get("response_format")
+        as_json = "Respond with a JSON object" in last or isinstance(response_format, dict)
+        return cls(inputs, _DSPY_OUTPUTS.findall(listed), as_json)
+
+    def reply(self, values: Mapping[str, str]) -> str:
+        """The reply carrying ``values`` (output field -> text), in the layout asked for."""
+        if self.as_json:
+            return json.dumps({name: values.get(name, "") for name in self.outputs})
+        sections = [f"[[ ## {name} ## ]]\n{values.get(name, '')}" for name in self.outputs]
+        return "\n\n".join([*sections, "[[ ## completed ## ]]"])
 
 
 def _last_user_text(request: dict[str, Any]) -> str:
