@@ -193,3 +193,15 @@ def touch_log(path: str) -> None:
     import sqlite3
 
     sqlite3.connect(path).close()
+
+
+# --- optimisers on other processes ---------------------------------------------------
+
+
+def served_qa(env: dict[str, str], question: str) -> str:
+    """The optimiser tests' program, pointed at the stand-in server in ``env`` first:
+    a worker started before the server does not have it in its environment."""
+    import optimizer_support
+
+    os.environ.update(env)
+    return optimizer_support.qa(question)

@@ -335,3 +335,68 @@ def test_a_thread_pool_of_ones_own_runs_blocks_and_functions_in_this_process(db_
 def test_an_executor_that_is_not_one_is_refused():
     with pytest.raises(ExecutorError, match="concurrent.futures.Executor"):
         Experiment("x", executor="dask")  # type: ignore[arg-type]
+
+
+# --- optimisers ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def stand_in(monkeypatch) -> Iterator[dict[str, str]]:
+    """The "follows examples" stand-in behind the fake server; the environment the
+    program needs to reach it (set here, and by the program on the workers)."""
+    from optimizer_support import EVERYTHING
+
+    from promptlog.testing import FakeOpenAIServer, FollowsExamples
+
+    with FakeOpenAIServer(responder=FollowsExamples(EVERYTHING), max_seconds=120) as server:
+        env = {"PROMPTLOG_MODEL": server.model, "OPENAI_API_BASE": server.base_url,
+               "OPENAI_API_KEY": "sk-fake"}  # fmt: skip
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield env
+
+
+def _few_shot(env: dict[str, str], name: str, executor: Any) -> Any:
+    from functools import partial
+
+    from optimizer_support import DEV, TRAIN, exact
+
+    from promptlog import optimizers
+
+    return optimizers.LabeledFewShot(k=len(TRAIN), metric=exact).compile(
+        partial(support.served_qa, env), trainset=TRAIN, valset=DEV, name=name,
+        executor=executor, cache=False, quiet=True,
+    )  # fmt: skip
+
+
+def _seen(result: Any) -> tuple[Any, ...]:
+    frame = result.candidates
+    return (
+        list(frame["label"]), list(frame["score"]), list(frame["demos"]),
+        result.best, result.best_score, result.baseline_score,
+        result.scores.drop(columns="candidate").to_dict("records"),
+    )  # fmt: skip
+
+
+def test_compile_on_other_processes_gives_what_threads_give(
+    executor, stand_in, db_path, report
+):
+    threads = _few_shot(stand_in, "few-shot on threads", None)
+    remote = _few_shot(stand_in, "few-shot remote", executor)
+
+    assert _seen(remote) == _seen(threads)
+    assert (remote.baseline_score, remote.best_score) == (0.0, 1.0)
+    assert remote.best_candidate.index == 1 and remote.significant
+    for result in (threads, remote):
+        ids = list(result.candidates["experiment_id"])
+        assert promptlog.open().children(result.experiment_id) == ids
+        for child in ids:  # 8 valset examples each: one run, one call, one score
+            for table in ("runs r", "calls c JOIN runs r ON r.id = c.run_id",
+                          "metrics m JOIN runs r ON r.id = m.run_id"):
+                assert _count(db_path, f"SELECT count(*) FROM {table} WHERE "
+                              "r.experiment_id = ? AND r.status = 'succeeded'", child) == 8
+        # The compilation's own runs: none, a labelled few-shot calls nothing itself.
+        assert _count(db_path, "SELECT count(*) FROM runs WHERE experiment_id = ?",
+                      result.experiment_id) == 0
+    assert _count(db_path, "SELECT count(*) FROM calls WHERE run_id IS NULL") == 0
+    assert _opened(report) == []
