@@ -195,6 +195,22 @@ def test_a_session_maps_its_batches_onto_the_executor(executor, db_path):
                   "WHERE r.experiment_id = ? AND m.name = 'squared'", exp.id) == 5
 
 
+def test_a_session_sends_one_batch_to_an_executor_and_keeps_the_next_on_threads(
+    executor, db_path
+):
+    import os
+
+    exp = Experiment("mixed", kind="optimisation", quiet=True)
+    with exp.session():
+        away = exp.map(support.pid, [0, 1, 2], executor=executor)
+        here = exp.map(support.pid, [3])
+    assert [run.status for run in away + here] == ["succeeded"] * 4
+    assert os.getpid() not in {run.result for run in away}
+    assert [run.result for run in here] == [os.getpid()]
+    assert _count(db_path, "SELECT count(*) FROM runs WHERE experiment_id = ? "
+                  "AND status = 'succeeded'", exp.id) == 4
+
+
 def test_ctrl_c_cancels_what_was_sent_and_marks_what_ran_interrupted(pool, db_path):
     timer = threading.Timer(1.0, _thread.interrupt_main)
     exp = Experiment("stopped", num_executions=40, max_workers=2, executor=pool, quiet=True)
