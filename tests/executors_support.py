@@ -210,3 +210,11 @@ def served_qa(env: dict[str, str], question: str) -> str:
 
     os.environ.update(env)
     return optimizer_support.qa(question)
+
+
+def line_loss(x: str) -> float:
+    """How far the line ``x`` ("[w, b]") is from [15, 14]: a search's f."""
+    import json
+
+    w, b = json.loads(x)
+    return float((w - 15) ** 2 + (b - 14) ** 2)
