@@ -35,6 +35,7 @@ from . import (
     overhead,
     parallel,
     scale,
+    search,
     startup,
     throughput,
 )
@@ -42,7 +43,7 @@ from .common import HERE, ROOT, Figure, Row, Section
 
 BENCHMARKS = (
     "throughput", "overhead", "parallel", "startup", "scale", "memory", "functions", "cache",
-    "evaluation", "meta", "optimizers", "cluster",
+    "evaluation", "meta", "optimizers", "cluster", "search",
 )
 
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
             ("meta", lambda: meta.bench(reps)),
             ("optimizers", lambda: optimizers.bench(reps)),
             ("cluster", lambda: cluster.bench(reps)),
+            ("search", lambda: search.bench(reps, seeds=5 if args.quick else 10,
+                                            steps=10 if args.quick else 30)),
         ]
         for name, run in plan:
             if name in chosen:

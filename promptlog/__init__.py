@@ -39,6 +39,8 @@ _LAZY = {
     "Comparison": "comparisons",
     "diff": "diffs",
     "PromptDiff": "diffs",
+    "optimize": "tuning.search",
+    "SearchResult": "tuning.search",
     "overrides": "knobs",
     "hyperparameter": "knobs",
     "load_overrides": "knobs",
@@ -66,12 +68,14 @@ _LAZY = {
     "KnobError": "errors",
     "CredentialsError": "errors",
     "OptimizerError": "errors",
+    "CodeError": "errors",
     "meta_optimize": "tuning.meta",
     "MetaOptimization": "tuning.meta",
 }
 
 __all__ = [  # the names of _LAZY, and load_ipython_extension
     "BotError",
+    "CodeError",
     "Comparison",
     "CredentialsError",
     "DatabaseError",
@@ -100,6 +104,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "Records",
     "RemoteError",
     "SchemaTooNewError",
+    "SearchResult",
     "SimpleBot",
     "StructuredBot",
     "StructuredOutputError",
@@ -122,6 +127,7 @@ __all__ = [  # the names of _LAZY, and load_ipython_extension
     "meta_optimize",
     "metric",
     "open",
+    "optimize",
     "overrides",
     "prompt",
     "save_overrides",
@@ -137,6 +143,7 @@ if TYPE_CHECKING:
     from .diffs import PromptDiff, diff
     from .errors import (
         BotError,
+        CodeError,
         CredentialsError,
         DatabaseError,
         ExecutorError,
@@ -170,6 +177,7 @@ if TYPE_CHECKING:
     from .store import db_path, flush
     from .strategies import llm_strategy
     from .tuning.meta import MetaOptimization, meta_optimize
+    from .tuning.search import SearchResult, optimize
 
 
 def __getattr__(name: str) -> Any:

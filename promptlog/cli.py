@@ -329,13 +329,30 @@ def runs(experiment: str, limit: int, as_json: bool) -> None:
 @click.argument("run_id")
 @_json_option
 def show(run_id: str, as_json: bool) -> None:
-    """Show one run with its metrics and calls.
+    """Show one run with its metrics and calls, or a search.
 
-    Status, result, error and traceback, settings, prompt versions, metrics, and
-    each call with its messages and reply.
+    RUN_ID is a run's id: its status, result, error and traceback, settings,
+    prompt versions, metrics, and each call with its messages and reply. Given the
+    name (or id) of a search of promptlog.optimize instead, it shows the best score
+    so far after each step and the best x.
     """
     with _open() as log:
-        run = log.run(run_id)
+        if not log.run_exists(run_id):
+            try:
+                log.experiment_ids(run_id)
+            except PromptlogError:
+                raise click.ClickException(
+                    f"No run with id {run_id!r} and no search named {run_id!r} in "
+                    f"{store.db_path()}; list a search's runs with `promptlog runs NAME` "
+                    f"and the searches with `promptlog optimizations`."
+                ) from None
+            search = log.search(run_id)
+            run = None
+        else:
+            run = log.run(run_id)
+    if run is None:
+        _show_search(search, as_json)
+        return
     if as_json:
         _echo_json(run)
         return
@@ -379,6 +396,30 @@ def show(run_id: str, as_json: bool) -> None:
             console.print(f"[green]reply[/]: {_plain(call['response_text'])}")
         if call["error"]:
             console.print(f"[red]error[/]: {_plain(call['error'])}")
+
+
+def _show_search(search: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _echo_json(search)
+        return
+    console = _console()
+    metadata, outcome = search["metadata"], search["outcome"] or {}
+    goal = "minimise" if metadata.get("minimize") else "maximise"
+    console.print(
+        f"[bold]optimisation {_plain(search['experiment'])}[/] ({search['experiment_id']}): "
+        f"{_plain(metadata.get('optimiser') or '-')}, {goal}, {search['status']}"
+    )
+    if outcome.get("stopped"):
+        console.print(f"stopped: {_plain(outcome['stopped'])}. {_plain(outcome.get('reason', ''))}")
+    table = _table("step", "evaluated", "best so far")
+    for row in search["best_by_step"]:
+        table.add_row(str(row["step"]), str(row["evaluations"]), _number(row["best_so_far"]))
+    console.print(table)
+    if outcome.get("best_x") is not None:
+        console.print(
+            f"best x (score {_number(outcome.get('best_score'))}, step {outcome.get('best_step')}):"
+        )
+        console.print(_plain(outcome["best_x"]))
 
 
 def _call_heading(call: dict[str, Any]) -> str:

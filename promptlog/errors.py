@@ -151,3 +151,8 @@ class LocalModelError(PromptlogError):
 class OptimizerError(PromptlogError):
     """An optimiser is set up wrongly (a bad budget, no typed function to tune, examples
     it cannot read demos from) or its program failed on every example."""
+
+
+class CodeError(OptimizerError):
+    """Code run by ``promptlog.optimize.run_python`` raised, timed out, or gave an
+    output that is not JSON."""

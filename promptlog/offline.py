@@ -7,7 +7,10 @@ A reply is a pure function of the messages, the seed and the response schema: pl
 gets a few English sentences about the words of the last user message; a call with
 ``response_format``, or whose prompt gives a JSON schema (as a bot does for a model that
 cannot take one in ``response_format``), gets JSON valid against the schema; a request to
-"create 3 …" (make, generate, give, list, return, write) gets a list of 3. Two hooks
+"create 3 …" (make, generate, give, list, return, write) gets a list of 3. A request
+for an answer in a fenced block that shows fenced blocks (as ``promptlog.optimize``
+asks) gets a variant of the last one shown, its numbers nudged or its words edited;
+a request to end with ``final_score=<score>`` (as ``llm_judge`` asks) gets a score. Two hooks
 in a user message help test retry logic: ``[offline:invalid-json]`` makes the first
 structured reply of a conversation broken JSON, ``[offline:always-invalid]`` makes every
 reply prose.
@@ -198,6 +201,11 @@ def reply(
         writer = _Writer(messages, seed, schema, _keywords(user_texts[-1:]))
         return "I am sorry, I can only answer in prose today. " + writer.sentence()
     if not structured:
+        last = user_texts[-1] if user_texts else ""
+        if _RATING_ASK_RE.search(last):
+            return _rating(messages, seed)
+        if _FENCED_ASK_RE.search(last) and "```" in last:
+            return _variant(last, messages, seed)
         return _Writer(messages, seed, schema, _keywords(user_texts[-1:])).chat()
     # The request is the last user turn before the first assistant turn; later user turns
     # are usually validation feedback, whose words make poor names.
@@ -392,6 +400,48 @@ def _break_json(text: str) -> str:
 
 
 # --- writing the answer -----------------------------------------------------
+
+_FENCED_ASK_RE = re.compile(r"fenced\s+block")
+_RATING_ASK_RE = re.compile(r"final_score=(<|score\b)")  # asked for, not a score given
+_FENCED_RE = re.compile(r"```\n(.*?)\n```", re.DOTALL)  # a shown x, not a mention of ```
+_NUMBER_RE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+
+
+def _variant(request: str, messages: list[dict[str, Any]], seed: int) -> str:
+    """A proposal in a fenced block: the last block of ``request`` with its numbers
+    nudged (ints by a step or a factor, floats by a factor) or, without numbers, one
+    word dropped or two neighbours swapped."""
+    blocks = [block.strip() for block in _FENCED_RE.findall(request) if block.strip()]
+    rng = _rng("variant", [[m.get("role"), _text(m)] for m in messages], seed)
+    base = blocks[-1] if blocks else "x"
+
+    def nudge(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if "." in text:
+            return f"{float(text) * rng.choice((0.5, 0.8, 1.25, 2.0)):.6g}"
+        number = int(text)
+        if abs(number) > 20:
+            return str(round(number * rng.choice((0.5, 0.8, 1.25, 2.0))))
+        return str(number + rng.choice((-2, -1, 1, 2)))
+
+    variant = _NUMBER_RE.sub(nudge, base) if _NUMBER_RE.search(base) else None
+    if variant is None:
+        words = base.split(" ")
+        if len(words) > 3 and rng.random() < 0.5:
+            del words[rng.randrange(len(words))]
+        elif len(words) > 1:
+            i = rng.randrange(len(words) - 1)
+            words[i], words[i + 1] = words[i + 1], words[i]
+        variant = " ".join(words)
+    return f"A small change to the best so far may do better.\n```\n{variant}\n```"
+
+
+def _rating(messages: list[dict[str, Any]], seed: int) -> str:
+    """A judge's reply: a sentence, then ``final_score=`` a number from 1 to 10 that
+    depends on the text rated (and the seed)."""
+    rng = _rng("rating", [[m.get("role"), _text(m)] for m in messages], seed)
+    return f"The text meets parts of the rubric.\nfinal_score={rng.randint(1, 10)}"
+
 
 
 def _rng(*parts: Any) -> random.Random:

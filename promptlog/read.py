@@ -398,6 +398,49 @@ class Log:
             )
         ]
 
+    def search(self, experiment: str) -> dict[str, Any]:
+        """One search of ``promptlog.optimize`` (a name, meaning the latest, or an id):
+        its experiment row (metadata and outcome decoded), its evaluations in the
+        order tried (step, candidate, x, x_hash, score, feedback, error, run_id),
+        and ``best_by_step``: after each step, how many x it evaluated and the best
+        score so far."""
+        (experiment_id,) = self.experiment_ids(experiment)
+        details = self.experiment_details(experiment_id)
+        if details["kind"] != "optimisation":
+            raise ExperimentError(
+                f"{experiment!r} is an experiment, not an optimisation; show its runs with "
+                f"`promptlog runs {experiment}`."
+            )
+        rows = self.fetch(
+            "SELECT id AS run_id, json_extract(result, '$.step') AS step, "
+            "json_extract(result, '$.candidate') AS candidate, json_extract(result, '$.x') AS x, "
+            "json_extract(result, '$.x_hash') AS x_hash, "
+            "json_extract(result, '$.score') AS score, "
+            "json_extract(result, '$.feedback') AS feedback, "
+            "json_extract(result, '$.error') AS error FROM runs "
+            "WHERE experiment_id = ? AND result_format = 'json' "
+            "AND json_extract(result, '$.role') = 'evaluation' "
+            "ORDER BY step, candidate, execution_index",
+            [experiment_id],
+            step="int", candidate="int", score="float",
+        ).dicts()
+        minimize = bool(details["metadata"].get("minimize"))
+        by_step: list[dict[str, Any]] = []
+        best: float | None = None
+        for row in rows:
+            score = row["score"]
+            if score is not None and (best is None or (score < best if minimize else score > best)):
+                best = score
+            if by_step and by_step[-1]["step"] == row["step"]:
+                by_step[-1].update(evaluations=by_step[-1]["evaluations"] + 1, best_so_far=best)
+            else:
+                by_step.append({"step": row["step"], "evaluations": 1, "best_so_far": best})
+        return {**details, "evaluations": rows, "best_by_step": by_step}
+
+    def run_exists(self, run_id: str) -> bool:
+        """Whether the log holds a run with this id."""
+        return self.conn.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is not None
+
     # runs --------------------------------------------------------------------------
 
     def run_records(self, experiments: str | Iterable[str] | None = None) -> Records:

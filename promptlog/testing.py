@@ -32,6 +32,7 @@ from typing import Any
 
 from ._endpoint import OpenAICompatibleEndpoint
 from ._local_model import LocalModelServer, fetch_test_model, find_test_model, model_cache_dir
+from ._proposer import NumericProposer
 from .schemas import schema_from_text
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Proposer",
     "Reflector",
     "LocalModelServer",
+    "NumericProposer",
     "fetch_test_model",
     "find_test_model",
     "model_cache_dir",

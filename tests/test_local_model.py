@@ -10,6 +10,7 @@ stays under a minute on two shared cores.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -202,3 +203,53 @@ def test_a_missing_runtime_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # import fails
     with pytest.raises(LocalModelError, match="pip install"):
         LocalModelServer().start()
+
+
+def test_optimize_finds_a_system_prompt_that_keeps_answers_right_and_short(
+    local_model, fake_openai
+):
+    """promptlog.optimize over a bot's system prompt on the real model: the proposer
+    offers a fixed list of instructions; the score is brevity while every answer stays
+    right, so the search keeps the instruction that shortens the replies."""
+    facts = {"What is the capital of France?": "paris", "What do bees make?": "honey",
+             "How many legs does a spider have?": "eight|8"}  # fmt: skip
+    instructions = iter(["Explain your answer in detail, in several paragraphs.", SHORT,
+                         "Answer with one word that is not the answer."])  # fmt: skip
+    fake_openai.responder = lambda request: f"Try:\n```\n{next(instructions, SHORT)}\n```"
+
+    @promptlog.prompt("system", name="short_answers_system")
+    def answerer_system():
+        """You are a helpful assistant."""
+
+    def brevity(template):
+        # Each candidate is a version of the bot's system prompt, so `promptlog diff`
+        # shows what changed between any two of them.
+        with promptlog.overrides({answerer_system: {"template": template}}):
+            system_prompt = answerer_system()
+        bot = SimpleBot(system_prompt, **local_model.bot_kwargs, temperature=0, max_tokens=64)
+        lengths, wrong = [], []
+        for question, answer in facts.items():
+            reply = bot(question).content
+            lengths.append(len(reply.split()))
+            if not re.search(answer, reply.lower()):
+                wrong.append(question)
+        if wrong:
+            return 0.0, f"Wrong or missing answer to: {'; '.join(wrong)}"
+        words = sum(lengths) / len(lengths)
+        return 100.0 - words, f"right, {words:.0f} words on average"
+
+    proposer = SimpleBot("", **fake_openai.bot_kwargs, max_tokens=64)
+    result = promptlog.optimize(brevity, "You are a helpful assistant.", bot=proposer,
+                                task="Find a system prompt that keeps answers right and short.",
+                                max_steps=3, max_workers=2, name="short-answers")  # fmt: skip
+    history = result.history.set_index("x")
+    print(history[["score", "feedback"]])
+    assert result.best_x == SHORT
+    assert history.loc[SHORT, "score"] > history.loc["You are a helpful assistant.", "score"] + 20
+    with promptlog.open() as log:
+        calls = log.calls("short-answers")
+    assert (calls["model"] == local_model.model).sum() == 4 * len(facts)  # on evaluation runs
+    versions = promptlog.versions("short_answers_system")
+    assert len(versions) == 4
+    diff = promptlog.diff("short_answers_system", 1, versions[2].version)
+    assert "-You are a helpful assistant." in diff.unified and f"+{SHORT}" in diff.unified

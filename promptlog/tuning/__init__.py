@@ -1,1 +1,2 @@
-"""Using the log to improve prompts: optimisers whose every candidate is an experiment."""
+"""Using the log to improve prompts: optimisers whose every candidate is an experiment
+or a run."""
