@@ -416,3 +416,53 @@ def test_compile_on_other_processes_gives_what_threads_give(
                       result.experiment_id) == 0
     assert _count(db_path, "SELECT count(*) FROM calls WHERE run_id IS NULL") == 0
     assert _opened(report) == []
+
+
+def _line_search(server: Any, executor: Any, name: str) -> Any:
+    from promptlog import SimpleBot
+    from promptlog.testing import NumericProposer
+
+    server.responder = NumericProposer(seed=1)  # afresh: the same replies to the same asks
+    return promptlog.optimize(
+        support.line_loss, ["[10, 10]", "[20, 5]", "[12, 19]", "[18, 17]"],
+        task="Find the line [w, b] that fits best. x is a list of two integers.",
+        bot=SimpleBot("", **server.bot_kwargs, max_tokens=64), max_steps=4, minimize=True,
+        executor=executor, name=name, quiet=True,
+    )  # fmt: skip
+
+
+def test_optimize_evaluates_on_other_processes_and_proposes_here(
+    executor, fake_openai, db_path, report, monkeypatch
+):
+    from promptlog import SimpleBot
+
+    asked_here: list[str] = []  # the bots called in this process (a worker's are not seen)
+    call = SimpleBot.__call__
+
+    def seen(bot: Any, *args: Any, **kwargs: Any) -> Any:
+        asked_here.append(bot.name)
+        return call(bot, *args, **kwargs)
+
+    monkeypatch.setattr(SimpleBot, "__call__", seen)
+    threads = _line_search(fake_openai, None, "line on threads")
+    remote = _line_search(fake_openai, executor, "line remote")
+    assert asked_here == ["proposer"] * 8  # four steps of each search
+
+    columns = ["step", "candidate", "x", "score", "feedback", "error"]
+    assert remote.history[columns].to_dict("records") == threads.history[columns].to_dict(
+        "records"
+    )
+    assert (remote.best_x, remote.best_score, remote.steps) == (
+        threads.best_x, threads.best_score, 4,
+    )  # fmt: skip
+    assert len(remote.history) == 8  # every proposal was new
+    for result in (threads, remote):
+        exp = result.experiment.id
+        # 4 starts, then one proposal (one call, here) and one evaluation per step.
+        assert _count(db_path, "SELECT count(*) FROM runs WHERE experiment_id = ? "
+                      "AND status = 'succeeded'", exp) == 4 + 2 * 4
+        assert _count(db_path, "SELECT count(*) FROM metrics m JOIN runs r ON "
+                      "r.id = m.run_id WHERE r.experiment_id = ? AND m.name = 'score'", exp) == 8
+        assert _count(db_path, "SELECT count(*) FROM calls c JOIN runs r ON "
+                      "r.id = c.run_id WHERE r.experiment_id = ?", exp) == 4
+    assert _opened(report) == []
