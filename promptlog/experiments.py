@@ -500,16 +500,25 @@ class Experiment:
             raise
         self._finish("succeeded")
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Run]:
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        executor: Executor | None = None,
+    ) -> list[Run]:
         """Run ``fn(item)`` for each item as a new run of this experiment, at the
         same time on its workers; wait for them all and return their :class:`Run`
         objects in item order (``run.result``, ``run.status``, ``run.error``). A
-        failing call is recorded on its run and does not stop the others."""
+        failing call is recorded on its run and does not stop the others.
+        ``executor`` runs this batch instead of the experiment's executor (so a
+        session can keep some batches on its threads and send others away)."""
         if not self._open_ended or self.status != "running":
             raise ExperimentError(
                 "exp.map runs executions inside an open session: "
                 "`with exp.session(): exp.map(fn, items)`."
             )
+        executors.check(executor, "Experiment.map")
         items = list(items)
         indexes = list(range(self._next_index, self._next_index + len(items)))
         self._next_index += len(items)
@@ -520,8 +529,12 @@ class Experiment:
             assert run is not None
             run.set_result(fn(by_index[run.execution_index]))
 
-        self._launch(indexes, body)
-        self._wait()
+        self._executor = executor or self.executor
+        try:
+            self._launch(indexes, body)
+            self._wait()
+        finally:
+            self._executor = self.executor
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

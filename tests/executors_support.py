@@ -100,6 +100,11 @@ def threads_of_its_own(question: str) -> list[str]:
     return said
 
 
+def pid(_: object = None) -> int:
+    """The id of the process this runs in."""
+    return os.getpid()
+
+
 def token() -> str:
     """Something no two calls return alike."""
     return os.urandom(8).hex()
@@ -193,3 +198,23 @@ def touch_log(path: str) -> None:
     import sqlite3
 
     sqlite3.connect(path).close()
+
+
+# --- optimisers on other processes ---------------------------------------------------
+
+
+def served_qa(env: dict[str, str], question: str) -> str:
+    """The optimiser tests' program, pointed at the stand-in server in ``env`` first:
+    a worker started before the server does not have it in its environment."""
+    import optimizer_support
+
+    os.environ.update(env)
+    return optimizer_support.qa(question)
+
+
+def line_loss(x: str) -> float:
+    """How far the line ``x`` ("[w, b]") is from [15, 14]: a search's f."""
+    import json
+
+    w, b = json.loads(x)
+    return float((w - 15) ** 2 + (b - 14) ** 2)

@@ -195,6 +195,22 @@ def test_a_session_maps_its_batches_onto_the_executor(executor, db_path):
                   "WHERE r.experiment_id = ? AND m.name = 'squared'", exp.id) == 5
 
 
+def test_a_session_sends_one_batch_to_an_executor_and_keeps_the_next_on_threads(
+    executor, db_path
+):
+    import os
+
+    exp = Experiment("mixed", kind="optimisation", quiet=True)
+    with exp.session():
+        away = exp.map(support.pid, [0, 1, 2], executor=executor)
+        here = exp.map(support.pid, [3])
+    assert [run.status for run in away + here] == ["succeeded"] * 4
+    assert os.getpid() not in {run.result for run in away}
+    assert [run.result for run in here] == [os.getpid()]
+    assert _count(db_path, "SELECT count(*) FROM runs WHERE experiment_id = ? "
+                  "AND status = 'succeeded'", exp.id) == 4
+
+
 def test_ctrl_c_cancels_what_was_sent_and_marks_what_ran_interrupted(pool, db_path):
     timer = threading.Timer(1.0, _thread.interrupt_main)
     exp = Experiment("stopped", num_executions=40, max_workers=2, executor=pool, quiet=True)
@@ -335,3 +351,118 @@ def test_a_thread_pool_of_ones_own_runs_blocks_and_functions_in_this_process(db_
 def test_an_executor_that_is_not_one_is_refused():
     with pytest.raises(ExecutorError, match="concurrent.futures.Executor"):
         Experiment("x", executor="dask")  # type: ignore[arg-type]
+
+
+# --- optimisers ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def stand_in(monkeypatch) -> Iterator[dict[str, str]]:
+    """The "follows examples" stand-in behind the fake server; the environment the
+    program needs to reach it (set here, and by the program on the workers)."""
+    from optimizer_support import EVERYTHING
+
+    from promptlog.testing import FakeOpenAIServer, FollowsExamples
+
+    with FakeOpenAIServer(responder=FollowsExamples(EVERYTHING), max_seconds=120) as server:
+        env = {"PROMPTLOG_MODEL": server.model, "OPENAI_API_BASE": server.base_url,
+               "OPENAI_API_KEY": "sk-fake"}  # fmt: skip
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield env
+
+
+def _few_shot(env: dict[str, str], name: str, executor: Any) -> Any:
+    from functools import partial
+
+    from optimizer_support import DEV, TRAIN, exact
+
+    from promptlog import optimizers
+
+    return optimizers.LabeledFewShot(k=len(TRAIN), metric=exact).compile(
+        partial(support.served_qa, env), trainset=TRAIN, valset=DEV, name=name,
+        executor=executor, cache=False, quiet=True,
+    )  # fmt: skip
+
+
+def _seen(result: Any) -> tuple[Any, ...]:
+    frame = result.candidates
+    return (
+        list(frame["label"]), list(frame["score"]), list(frame["demos"]),
+        result.best, result.best_score, result.baseline_score,
+        result.scores.drop(columns="candidate").to_dict("records"),
+    )  # fmt: skip
+
+
+def test_compile_on_other_processes_gives_what_threads_give(
+    executor, stand_in, db_path, report
+):
+    threads = _few_shot(stand_in, "few-shot on threads", None)
+    remote = _few_shot(stand_in, "few-shot remote", executor)
+
+    assert _seen(remote) == _seen(threads)
+    assert (remote.baseline_score, remote.best_score) == (0.0, 1.0)
+    assert remote.best_candidate.index == 1 and remote.significant
+    for result in (threads, remote):
+        ids = list(result.candidates["experiment_id"])
+        assert promptlog.open().children(result.experiment_id) == ids
+        for child in ids:  # 8 valset examples each: one run, one call, one score
+            for table in ("runs r", "calls c JOIN runs r ON r.id = c.run_id",
+                          "metrics m JOIN runs r ON r.id = m.run_id"):
+                assert _count(db_path, f"SELECT count(*) FROM {table} WHERE "
+                              "r.experiment_id = ? AND r.status = 'succeeded'", child) == 8
+        # The compilation's own runs: none, a labelled few-shot calls nothing itself.
+        assert _count(db_path, "SELECT count(*) FROM runs WHERE experiment_id = ?",
+                      result.experiment_id) == 0
+    assert _count(db_path, "SELECT count(*) FROM calls WHERE run_id IS NULL") == 0
+    assert _opened(report) == []
+
+
+def _line_search(server: Any, executor: Any, name: str) -> Any:
+    from promptlog import SimpleBot
+    from promptlog.testing import NumericProposer
+
+    server.responder = NumericProposer(seed=1)  # afresh: the same replies to the same asks
+    return promptlog.optimize(
+        support.line_loss, ["[10, 10]", "[20, 5]", "[12, 19]", "[18, 17]"],
+        task="Find the line [w, b] that fits best. x is a list of two integers.",
+        bot=SimpleBot("", **server.bot_kwargs, max_tokens=64), max_steps=4, minimize=True,
+        executor=executor, name=name, quiet=True,
+    )  # fmt: skip
+
+
+def test_optimize_evaluates_on_other_processes_and_proposes_here(
+    executor, fake_openai, db_path, report, monkeypatch
+):
+    from promptlog import SimpleBot
+
+    asked_here: list[str] = []  # the bots called in this process (a worker's are not seen)
+    call = SimpleBot.__call__
+
+    def seen(bot: Any, *args: Any, **kwargs: Any) -> Any:
+        asked_here.append(bot.name)
+        return call(bot, *args, **kwargs)
+
+    monkeypatch.setattr(SimpleBot, "__call__", seen)
+    threads = _line_search(fake_openai, None, "line on threads")
+    remote = _line_search(fake_openai, executor, "line remote")
+    assert asked_here == ["proposer"] * 8  # four steps of each search
+
+    columns = ["step", "candidate", "x", "score", "feedback", "error"]
+    assert remote.history[columns].to_dict("records") == threads.history[columns].to_dict(
+        "records"
+    )
+    assert (remote.best_x, remote.best_score, remote.steps) == (
+        threads.best_x, threads.best_score, 4,
+    )  # fmt: skip
+    assert len(remote.history) == 8  # every proposal was new
+    for result in (threads, remote):
+        exp = result.experiment.id
+        # 4 starts, then one proposal (one call, here) and one evaluation per step.
+        assert _count(db_path, "SELECT count(*) FROM runs WHERE experiment_id = ? "
+                      "AND status = 'succeeded'", exp) == 4 + 2 * 4
+        assert _count(db_path, "SELECT count(*) FROM metrics m JOIN runs r ON "
+                      "r.id = m.run_id WHERE r.experiment_id = ? AND m.name = 'score'", exp) == 8
+        assert _count(db_path, "SELECT count(*) FROM calls c JOIN runs r ON "
+                      "r.id = c.run_id WHERE r.experiment_id = ?", exp) == 4
+    assert _opened(report) == []

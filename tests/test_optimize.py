@@ -449,7 +449,7 @@ def test_llm_optimizes_conversation_finds_the_line_one_proposal_at_a_time(fake_o
     assert all(m["content"].startswith("Moving from the best") for m in last[2::2])
 
 
-def test_an_executor_runs_the_proposals_and_evaluations(fake_openai):
+def test_an_executor_runs_the_evaluations_and_the_proposals_stay_on_the_search(fake_openai):
     from concurrent.futures import ThreadPoolExecutor
 
     fake_openai.responder = NumericProposer(seed=5)
@@ -467,4 +467,4 @@ def test_an_executor_runs_the_proposals_and_evaluations(fake_openai):
                                     candidates_per_step=3, max_steps=2, minimize=True,
                                     executor=pool, name="line")  # fmt: skip
     assert result.steps == 2 and threads and all(t.startswith("mine") for t in threads)
-    assert result.experiment.executor is pool
+    assert result.experiment.executor is None  # the proposer's calls: the search's threads

@@ -25,6 +25,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,7 +217,7 @@ class Optimizer:
         *,
         name: str | None = None,
         repeats: int = 1,
-        max_workers: int = 8,
+        max_workers: int | None = None,
         resume: bool = False,
         cache: bool = True,
         executor: Any = None,
@@ -224,7 +225,14 @@ class Optimizer:
     ) -> CompileResult:
         """Tune ``program`` (a callable taking an example's inputs, calling typed
         functions) on ``trainset``, scoring candidates on ``valset`` (default: the
-        trainset) ``repeats`` times per example, ``max_workers`` runs at once.
+        trainset) ``repeats`` times per example, ``max_workers`` runs at once
+        (default 8 on threads; with ``executor``, as many as its workers take).
+
+        ``executor`` (a ``ProcessPoolExecutor``, ``promptlog.executors.dask(client)``
+        …) runs the candidates' valset evaluations in other processes: the program
+        and the metric are shipped there, never the compilation. The optimiser's own
+        runs (:meth:`Compilation.run_program`, :meth:`Compilation.map`) stay on this
+        process's threads, where their traces are collected.
 
         ``name`` names the optimisation (default ``"<program> <Optimiser>"``);
         ``resume=True`` continues the latest optimisation of that name from the
@@ -259,7 +267,7 @@ class Compilation:
         *,
         name: str | None,
         repeats: int,
-        max_workers: int,
+        max_workers: int | None,
         resume: bool,
         cache: bool,
         executor: Any,
@@ -376,17 +384,7 @@ class Compilation:
 
     def _score(self, example: Any, prediction: Any) -> tuple[float, str | None]:
         """Call the metric and record its score on the current run."""
-        metric = self.optimizer.metric
-        raw = (
-            getattr(metric, "__wrapped__", metric)
-            if getattr(metric, "__promptlog_metric__", False)
-            else metric
-        )
-        value = raw(example, prediction) if _takes_example(raw) else raw(prediction)
-        score, feedback = split_score(value)
-        metrics.record(self.optimizer.metric_name, score)
-        number, _ = metrics.validate(self.optimizer.metric_name, score)
-        return number, feedback
+        return _score(self.optimizer.metric, self.optimizer.metric_name, example, prediction)
 
     # candidates ------------------------------------------------------------------------
 
@@ -460,6 +458,40 @@ class Compilation:
             **self._experiment_options(),
         )
 
+        if self.executor is None:
+            step: Callable[..., Any] = self._candidate_step(memo)
+        else:
+            # Shipped: a module-level function over the program, the metric and the
+            # scores already known, never this compilation (its memo, its traces).
+            known = {where: score for where, (score, _) in memo.items()}
+            step = partial(
+                _score_example, self.program, self.optimizer.metric,
+                self.optimizer.metric_name, known,
+            )  # fmt: skip
+        try:
+            child.run(step)
+        except ExperimentFailedError as e:
+            if candidate.index == 0:
+                raise OptimizerError(
+                    f"The program failed on every example of the valset with no overrides, so "
+                    f"there is nothing to improve on: {e}"
+                ) from e.__cause__
+        if self.executor is not None:
+            # The scores come back with the runs' metrics (no feedback: the metric's
+            # feedback stays on the worker).
+            for run in child.runs:
+                value = run.metrics.get(self.optimizer.metric_name)
+                if run.status == "succeeded" and value is not None and run.example_id:
+                    memo.setdefault((run.example_id, int(run.repeat_index or 0)), (value, None))
+        assert child.id is not None
+        return child.id
+
+    def _candidate_step(
+        self, memo: dict[tuple[str, int], tuple[float, str | None]]
+    ) -> Callable[..., Any]:
+        """A candidate's execution on this process's threads: the program on the run's
+        example, scored, its traces collected and its score (and feedback) memoised."""
+
         def one(*_: Any, **__: Any) -> Any:
             run = current_run()
             assert run is not None and run.example_id is not None
@@ -474,16 +506,7 @@ class Compilation:
             memo[where] = score
             return prediction
 
-        try:
-            child.run(one)
-        except ExperimentFailedError as e:
-            if candidate.index == 0:
-                raise OptimizerError(
-                    f"The program failed on every example of the valset with no overrides, so "
-                    f"there is nothing to improve on: {e}"
-                ) from e.__cause__
-        assert child.id is not None
-        return child.id
+        return one
 
     def _experiment_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"parent": self.parent}
@@ -802,6 +825,46 @@ class Compilation:
             stopped=stopped,
             usage=used,
         )
+
+
+def _score(
+    metric: Callable[..., Any], name: str, example: Any, prediction: Any
+) -> tuple[float, str | None]:
+    """Call ``metric`` on a prediction and record its score as ``name`` on the current
+    run; return the score and the metric's feedback."""
+    raw = (
+        getattr(metric, "__wrapped__", metric)
+        if getattr(metric, "__promptlog_metric__", False)
+        else metric
+    )
+    value = raw(example, prediction) if _takes_example(raw) else raw(prediction)
+    score, feedback = split_score(value)
+    metrics.record(name, score)
+    number, _ = metrics.validate(name, score)
+    return number, feedback
+
+
+def _score_example(
+    program: Callable[..., Any],
+    metric: Callable[..., Any],
+    name: str,
+    known: Mapping[tuple[str, int], float],
+    *_: Any,
+    **__: Any,
+) -> Any:
+    """A candidate's execution on an executor's worker: the program on the run's
+    example and its score, or, for an (example, repeat) in ``known``, that score
+    recorded and nothing run. Returns the prediction (the run's result)."""
+    run = current_run()
+    assert run is not None and run.example_id is not None
+    example = run.input
+    hit = known.get((run.example_id, int(run.repeat_index or 0)))
+    if hit is not None:
+        metrics.record(name, hit)
+        return None
+    prediction = datasets.call_with(program, example, (), {})
+    _score(metric, name, example, prediction)
+    return prediction
 
 
 def _program_run(result: dict[str, Any], example: Any, run_id: str | None) -> ProgramRun:

@@ -24,6 +24,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import metrics, store
@@ -297,7 +298,6 @@ class _Search:
         return Experiment(
             self.name, kind="optimisation", parent=self.parent, metadata=metadata,
             max_workers=s.max_workers, resume=self.resume, quiet=True, progress=False,
-            executor=s.executor,
         )  # fmt: skip
 
     def run(self) -> SearchResult:
@@ -480,29 +480,11 @@ class _Search:
             return
         finite = [t.score for t in self.order if t.score is not None]
         worst = (max(finite) if self.s.minimize else min(finite)) if finite else None
-        f = self.s.f
-
-        def evaluate(c: _Candidate) -> dict[str, Any]:
-            error = feedback = None
-            try:
-                value = f(c.x)
-            except Exception as raised:
-                score, feedback = worst, _tail(raised)
-                error = f"{type(raised).__name__}: {raised}"[:500]
-            else:
-                score, feedback = _read(value)
-                if score is None:
-                    error = feedback
-                    score = worst
-            if score is not None:
-                metrics.record("score", score)
-            return {
-                "role": "evaluation", "step": step, "candidate": c.candidate, "x": c.x,
-                "x_hash": c.x_hash, "score": score, "feedback": feedback,
-                "reply": c.reply, "error": error,
-            }  # fmt: skip
-
-        runs = self.exp.map(evaluate, candidates)
+        # Only the evaluations go to the executor, as a module-level function over f:
+        # the proposer's calls stay here, in this search's session on its threads.
+        runs = self.exp.map(
+            partial(_evaluate_one, self.s.f, worst, step), candidates, executor=self.s.executor
+        )
         for run in runs:
             if run.status != "succeeded":
                 if run.error is not None:
@@ -587,6 +569,32 @@ class _Search:
             steps=self.step, stopped=self.stopped, reason=self.reason,
             experiment=self.exp, minimize=self.s.minimize, tried=list(self.order),
         )  # fmt: skip
+
+
+def _evaluate_one(
+    f: Callable[[str], Any], worst: float | None, step: int, c: _Candidate
+) -> dict[str, Any]:
+    """One evaluation, in its run (perhaps on an executor's worker): ``f(c.x)`` as a
+    score recorded under ``score``, the worst score so far where f raised or gave no
+    number."""
+    error = feedback = None
+    try:
+        value = f(c.x)
+    except Exception as raised:
+        score, feedback = worst, _tail(raised)
+        error = f"{type(raised).__name__}: {raised}"[:500]
+    else:
+        score, feedback = _read(value)
+        if score is None:
+            error = feedback
+            score = worst
+    if score is not None:
+        metrics.record("score", score)
+    return {
+        "role": "evaluation", "step": step, "candidate": c.candidate, "x": c.x,
+        "x_hash": c.x_hash, "score": score, "feedback": feedback,
+        "reply": c.reply, "error": error,
+    }  # fmt: skip
 
 
 def _read(value: Any) -> tuple[float | None, str | None]:
@@ -676,9 +684,11 @@ class _Optimize:
         scores (``baseline=fn`` proposes with ``fn(random.Random) -> x`` instead);
         ``repeats`` runs that many independent searches of each, and
         ``result.comparison`` compares their best scores (``promptlog.compare``).
-        ``executor`` (a ``concurrent.futures.Executor``, see ``Experiment``) runs the
-        proposals and evaluations instead of the search's own threads (``max_workers``
-        of them). Each search prints a line saying what it found, unless ``quiet``.
+        ``executor`` (a ``concurrent.futures.Executor``: a ``ProcessPoolExecutor``,
+        ``promptlog.executors.dask(client)`` …) evaluates each step's candidates
+        (``f`` is sent there) instead of the search's own threads (``max_workers``
+        of them); the proposer's calls stay in this process. Each search prints a
+        line saying what it found, unless ``quiet``.
         """
         settings = _settings(
             f, x0, task=task, question=question, model_name=model_name, bot=bot,
