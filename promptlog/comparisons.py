@@ -245,7 +245,7 @@ def _compare_metric(
 ) -> MetricComparison:
     if pairs is None:
         a, b = list(values_a.values()), list(values_b.values())
-        result = stats.welch_difference(a, b)
+        result = _bounded(kind, stats.welch_difference(a, b))
         return MetricComparison(
             name, kind, len(a), len(b), _mean(a), _mean(b), result["difference"],
             result["ci_low"], result["ci_high"], result["p_value"], "Welch t",
@@ -259,7 +259,7 @@ def _compare_metric(
         )  # fmt: skip
     a = [x for x, _ in both]
     b = [y for _, y in both]
-    result = stats.paired_difference(a, b)
+    result = _bounded(kind, stats.paired_difference(a, b))
     a_only = b_only = None
     p, test = result["p_value"], "paired t"
     if kind == "bool":
@@ -270,6 +270,15 @@ def _compare_metric(
         name, kind, len(a), len(b), _mean(a), _mean(b), result["difference"],
         result["ci_low"], result["ci_high"], p, test, a_only, b_only,
     )  # fmt: skip
+
+
+def _bounded(kind: str, result: dict[str, float]) -> dict[str, float]:
+    """A difference of pass rates lies in [-1, 1]: its t interval, which on few runs
+    reaches past that, is cut there."""
+    if kind == "bool":
+        result = {**result, "ci_low": max(-1.0, result["ci_low"]),
+                  "ci_high": min(1.0, result["ci_high"])}  # fmt: skip
+    return result
 
 
 def _mean(values: list[float]) -> float:

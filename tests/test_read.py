@@ -392,6 +392,18 @@ def test_a_paired_comparison_of_constructed_metrics_has_the_known_interval():
     assert "score: A 5.5, B 7, B - A +1.5" in str(comparison)
 
 
+def test_a_pass_rate_difference_on_few_runs_keeps_its_interval_within_100_points(db_path):
+    # 1 of 3 pairs flips to a pass: the t interval, 0.33 +- 4.30 * 0.58 / sqrt(3),
+    # reaches past +-1, which no difference of pass rates can.
+    for name, outcomes in (("few-a", [False, True, False]), ("few-b", [True, True, False])):
+        Experiment(name, num_executions=3, quiet=True).run(
+            lambda outcomes=outcomes: passed(outcomes[promptlog.current_run().execution_index])
+        )
+    (row,) = promptlog.compare("few-a", "few-b").metrics
+    assert row.kind == "bool" and row.difference == pytest.approx(1 / 3)
+    assert (row.ci_low, row.ci_high) == (-1.0, 1.0)
+
+
 def test_different_run_counts_give_an_unpaired_welch_comparison_that_says_so():
     from scipy import stats
 
