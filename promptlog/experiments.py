@@ -272,6 +272,8 @@ class Experiment:
             exp.outcome = {"best_score": ...}          # written when it ends
     """
 
+    name: str
+
     def __init__(
         self,
         name: str,
@@ -332,7 +334,7 @@ class Experiment:
         if isinstance(parent, Experiment):
             if parent.id is None:
                 raise ExperimentError(
-                    f"The parent experiment {parent.__dict__.get('name')!r} has not started: "
+                    f"The parent experiment {parent.name!r} has not started: "
                     f"open it (run it, or enter its session) before starting experiments "
                     f"that belong to it."
                 )
