@@ -417,8 +417,9 @@ def _variant(request: str, messages: list[dict[str, Any]], seed: int) -> str:
 
     def nudge(match: re.Match[str]) -> str:
         text = match.group(0)
-        if "." in text:
-            return f"{float(text) * rng.choice((0.5, 0.8, 1.25, 2.0)):.6g}"
+        if "." in text:  # stays a float: 1.0 * 1.25 * 0.8 is "1.0", never the int "1"
+            nudged = f"{float(text) * rng.choice((0.5, 0.8, 1.25, 2.0)):.6g}"
+            return nudged if any(c in nudged for c in ".en") else nudged + ".0"
         number = int(text)
         if abs(number) > 20:
             return str(round(number * rng.choice((0.5, 0.8, 1.25, 2.0))))

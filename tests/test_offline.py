@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import threading
 import time
@@ -321,3 +322,19 @@ def test_a_request_for_n_items_gets_a_list_of_n():
         text = offline.reply([{"role": "user", "content": f"Create {n} mock customers."}],
                      response_format=fmt)
         assert len(json.loads(text)["return_value"]) == n
+
+
+def test_a_proposal_nudges_floats_as_floats_step_after_step():
+    # 1.0 x 1.25 x 0.8 is 1.0: written "1", the next step would nudge it as an int,
+    # to 0 or -1, which code such as svm.SVC(C=...) refuses.
+    x = "clf = svm.SVC(C=1.0, gamma=0.01)"
+    numbers = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?")
+    for seed in range(40):
+        shown = x
+        for step in range(6):
+            asked = f"Best so far:\n```\n{shown}\n```\nPropose the next x in a fenced block."
+            reply = content(complete(ask(asked), seed=seed * 10 + step))
+            shown = re.findall(r"```\n(.*?)\n```", reply, re.DOTALL)[-1]
+            values = numbers.findall(shown)
+            assert len(values) == 2 and all(float(v) > 0 and ("." in v or "e" in v)
+                                            for v in values), (seed, step, shown)
